@@ -1,0 +1,114 @@
+package keyring
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+func TestDeriveRejectsShortSecret(t *testing.T) {
+	if _, err := Derive([]byte("short")); err == nil {
+		t.Fatal("Derive accepted a 5-byte secret")
+	}
+}
+
+func TestDeriveIsDeterministicAndSeparatesPurposes(t *testing.T) {
+	a, err := Derive(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Derive(testSecret)
+	if !bytes.Equal(a.SessionMAC, b.SessionMAC) || !bytes.Equal(a.RecoveryMAC, b.RecoveryMAC) {
+		t.Fatal("same secret gave different keys")
+	}
+	keys := [][]byte{a.SessionMAC, a.DeviceMAC, a.CSRFMAC, a.RecoveryMAC, a.DeviceID}
+	for i := range keys {
+		for j := i + 1; j < len(keys); j++ {
+			if bytes.Equal(keys[i][:32], keys[j][:32]) {
+				t.Fatalf("keys %d and %d are equal", i, j)
+			}
+		}
+	}
+	c, _ := Derive(append([]byte("x"), testSecret...))
+	if bytes.Equal(a.SessionMAC, c.SessionMAC) {
+		t.Fatal("different secrets gave the same key")
+	}
+}
+
+func TestSealBindsRealmAndUser(t *testing.T) {
+	k, _ := Derive(testSecret)
+	secret := []byte("totp secret bytes!!!")
+	ct, err := k.Seal("default", "alice", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(ct, secret) {
+		t.Fatal("ciphertext contains the plaintext")
+	}
+	pt, err := k.Open("default", "alice", ct)
+	if err != nil || !bytes.Equal(pt, secret) {
+		t.Fatalf("Open = %q, %v", pt, err)
+	}
+	for _, c := range []struct{ realm, user string }{{"default", "bob"}, {"other", "alice"}, {"default:a", "lice"}, {"defaul", "talice"}} {
+		if _, err := k.Open(c.realm, c.user, ct); err == nil {
+			t.Errorf("ciphertext for default/alice opened as %s/%s", c.realm, c.user)
+		}
+	}
+	other, _ := Derive(bytes.Repeat([]byte("z"), 32))
+	if _, err := other.Open("default", "alice", ct); err == nil {
+		t.Error("ciphertext opened with another secret")
+	}
+	tampered := append([]byte(nil), ct...)
+	tampered[len(tampered)-1] ^= 1
+	if _, err := k.Open("default", "alice", tampered); err == nil {
+		t.Error("tampered ciphertext opened")
+	}
+	for _, short := range [][]byte{nil, {1}, ct[:12], ct[:27]} {
+		if _, err := k.Open("default", "alice", short); err == nil {
+			t.Errorf("truncated ciphertext (%d bytes) opened", len(short))
+		}
+	}
+	ct2, _ := k.Seal("default", "alice", secret)
+	if bytes.Equal(ct, ct2) {
+		t.Error("two seals of the same plaintext are identical (nonce reuse)")
+	}
+}
+
+func TestLoadOrCreateSecret(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "secret")
+	s1, err := LoadOrCreateSecret(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s1) < MinSecretLen {
+		t.Fatalf("generated secret is %d bytes", len(s1))
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file mode %v, want 0600", fi.Mode().Perm())
+	}
+	s2, err := LoadOrCreateSecret(path)
+	if err != nil || !bytes.Equal(s1, s2) {
+		t.Fatalf("second load gave another secret (%v)", err)
+	}
+	if err := os.WriteFile(path, []byte("not base64!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateSecret(path); err == nil {
+		t.Fatal("damaged secret file accepted")
+	}
+}
+
+func TestDeviceKey(t *testing.T) {
+	k, _ := Derive(testSecret)
+	a, b := k.DeviceKey([]byte("token-a")), k.DeviceKey([]byte("token-b"))
+	if a == b || len(a) != 64 || a != k.DeviceKey([]byte("token-a")) {
+		t.Fatalf("DeviceKey: %q %q", a, b)
+	}
+}
