@@ -1,0 +1,129 @@
+// Package templates renders the two_factor gate's pages: enrollment,
+// recovery codes, challenge, lockout, logout and errors. The pages are
+// embedded; an operator may override any of them from a directory.
+//
+// The package imports nothing from Caddy.
+package templates
+
+import (
+	"html/template"
+	"time"
+)
+
+// Page names accepted by Set.Render. Each is a file <name>.html.
+const (
+	PageEnroll    = "enroll"         // show QR, link and secret; ask for the first code
+	PageRecovery  = "recovery_codes" // show the recovery codes once, with a download
+	PageChallenge = "challenge"      // ask for a code (TOTP or recovery)
+	PageLocked    = "locked"         // too many failures: when to retry
+	PageLogout    = "logout"         // confirm signing out (GET), with a POST form
+	PageLoggedOut = "logged_out"     // signed out
+	PageError     = "error"          // 403 no identity, 503 store unavailable, 400/403 bad form
+)
+
+// Problem names a reason the previous submission was refused. The page
+// explains it in plain words and says what to do next.
+type Problem string
+
+// Problems shown on the enrollment and challenge pages.
+const (
+	ProblemNone        Problem = ""
+	ProblemWrongCode   Problem = "wrong_code"   // code did not match: check the phone's clock, try a recovery code
+	ProblemUsedCode    Problem = "used_code"    // code already used: wait for the next one
+	ProblemBadFormat   Problem = "bad_format"   // not 6 digits nor a recovery code
+	ProblemFormExpired Problem = "form_expired" // CSRF token missing/expired: the page was reloaded, try again
+	ProblemEnrollGone  Problem = "enroll_gone"  // the setup secret expired: scan the new QR code
+)
+
+// Data is what every page template receives. Fields that do not concern a
+// page are left zero.
+type Data struct {
+	// Title is the product name shown in the page header and <title>
+	// (the `title` option; default "Two-factor authentication").
+	Title string
+	// Issuer is the label authenticator apps show for this site.
+	Issuer string
+	// User is the signed-in user name (may be empty on error pages).
+	User string
+	// Prefix is the gate's path prefix (e.g. "/.2fa"); forms post to
+	// Prefix + "/enroll", "/challenge", "/logout".
+	Prefix string
+	// CSRFToken goes into a hidden input named "csrf_token" in every form.
+	CSRFToken string
+	// Return is the validated same-host relative URL to go back to; forms
+	// carry it in a hidden input named "rd". Empty means "/".
+	Return string
+	// Problem is why the previous submission was refused.
+	Problem Problem
+	// Now is the server time the page was rendered at.
+	Now time.Time
+
+	// Enroll page.
+	Enroll *Enroll
+	// Recovery codes page.
+	Recovery *Recovery
+	// Challenge page.
+	Challenge *Challenge
+	// Locked page.
+	Locked *Locked
+	// Error page.
+	Error *Error
+}
+
+// Enroll is the enrollment page's data.
+type Enroll struct {
+	// URI is the otpauth://totp/... key URI, shown as a link.
+	URI template.URL
+	// QR is a data:image/png;base64,... URL of a QR code of exactly URI.
+	QR template.URL
+	// SecretGroups is the base32 secret in groups of four characters.
+	SecretGroups []string
+	// Digits and Period are what the app will show (6, 30).
+	Digits, Period int
+	// Expires is when this unconfirmed secret stops being accepted.
+	Expires time.Time
+}
+
+// Recovery is the recovery codes page's data.
+type Recovery struct {
+	// Codes are the new recovery codes, "xxxxx-xxxxx", shown only now.
+	Codes []string
+	// Download is a data:text/plain URL of the same codes, offered as a
+	// file download.
+	Download template.URL
+	// Filename is the suggested download file name.
+	Filename string
+	// Continue is where the "Continue" link goes (same as Data.Return).
+	Continue string
+}
+
+// Challenge is the challenge page's data.
+type Challenge struct {
+	// TrustDevice is the "remember this device" lifetime; zero hides the
+	// trust_device checkbox.
+	TrustDevice time.Duration
+	// RecoveryCodes says recovery codes are enabled (the page mentions
+	// them as a way in when the phone is lost).
+	RecoveryCodes bool
+}
+
+// Locked is the lockout page's data.
+type Locked struct {
+	// Until is when attempts are accepted again.
+	Until time.Time
+	// RetryIn is Until minus Now, rounded up to whole minutes, at least 1.
+	RetryIn time.Duration
+}
+
+// Error is the error page's data.
+type Error struct {
+	// Status is the HTTP status (403, 503, 400...).
+	Status int
+	// Kind selects the explanation: "no_identity" (the gate found no
+	// signed-in user: contact the admin), "unavailable" (the gate cannot
+	// reach its store: try again in a minute), "bad_request" (the form
+	// could not be read: go back and try again), "forbidden" (a
+	// cross-site or otherwise refused request), "method" (method not
+	// allowed on this gate page), "not_found" (no gate page at this path).
+	Kind string
+}
