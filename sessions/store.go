@@ -1,0 +1,197 @@
+// Package sessions defines what the two_factor gate keeps between requests
+// (enrollments, recovery codes, used TOTP steps, attempt counters, verified
+// sessions, trusted devices, pending enrollments and one-time tokens) and the
+// Store interface that every storage backend implements.
+//
+// Every backend passes the same contract suite (package sessions/storetest).
+// The operations that must not race across gate instances are store
+// operations, atomic in every backend: AcceptStep (compare-and-set of the
+// last accepted TOTP step), UseRecoveryCode and ConsumeToken (consume once),
+// AddFailure (a counter with expiry that turns into a lockout) and Enroll
+// (create only if absent).
+//
+// The package imports nothing from Caddy.
+package sessions
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a record does not exist or has expired. It is
+// the only error that means "absent": any other error is a store failure and
+// callers must fail closed on it (never treat it as "not enrolled").
+var ErrNotFound = errors.New("not found")
+
+// ErrExists is returned by Enroll when the user already has an enrollment.
+var ErrExists = errors.New("already exists")
+
+// Enrollment is a user's confirmed TOTP authenticator. It has no expiry.
+type Enrollment struct {
+	// SealedSecret is the TOTP secret encrypted at rest (AES-GCM, bound to
+	// realm and user). The store never sees the plain secret.
+	SealedSecret []byte `json:"sealed_secret"`
+	// Algorithm, Digits and Period are the TOTP parameters the
+	// authenticator was enrolled with, kept so that a later change of the
+	// defaults does not break existing enrollments.
+	Algorithm string `json:"algorithm"`
+	Digits    int    `json:"digits"`
+	Period    int    `json:"period"`
+	// Created is when the enrollment was confirmed.
+	Created time.Time `json:"created"`
+	// RecoveryCodes is how many unused recovery codes the user has left.
+	// Filled in by the store on read.
+	RecoveryCodes int `json:"-"`
+}
+
+// PendingEnrollment is a TOTP secret shown to a user who has not yet
+// confirmed it with a valid code. It expires at Expires.
+type PendingEnrollment struct {
+	SealedSecret []byte    `json:"sealed_secret"`
+	Created      time.Time `json:"created"`
+	Expires      time.Time `json:"expires"`
+}
+
+// Session is a verified two-factor session, referenced by a random ID that
+// only the user's cookie carries. It is valid only for User and only until
+// Expires (absolute); an idle timeout is enforced by the caller with
+// LastSeen.
+type Session struct {
+	User string `json:"user"`
+	// Method is how the second factor was satisfied: totp, recovery or
+	// trusted_device.
+	Method   string    `json:"method"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+	LastSeen time.Time `json:"last_seen"`
+	// ClientIP and UserAgent are informational (shown to the user and to
+	// admins), never used for decisions.
+	ClientIP  string `json:"client_ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+}
+
+// Device is a trusted ("remember this device") browser of one user. The
+// store keys it by a keyed hash of the device cookie's token, never the
+// token itself. Use never extends Expires.
+type Device struct {
+	User      string    `json:"user"`
+	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires"`
+	LastUsed  time.Time `json:"last_used"`
+	ClientIP  string    `json:"client_ip,omitempty"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	// ID is the key the device is stored under. Filled in by UserDevices.
+	ID string `json:"-"`
+}
+
+// Attempts is the state of a failure counter.
+type Attempts struct {
+	// Failures counted in the current window.
+	Failures int `json:"failures"`
+	// WindowEnds is when the current counting window closes and the
+	// count starts again from zero.
+	WindowEnds time.Time `json:"window_ends"`
+	// LockedUntil is set when Failures reached the limit; until then every
+	// attempt is refused.
+	LockedUntil time.Time `json:"locked_until"`
+}
+
+// Locked reports whether the counter is in lockout at now.
+func (a Attempts) Locked(now time.Time) bool { return now.Before(a.LockedUntil) }
+
+// Limit is the failure policy applied by AddFailure.
+type Limit struct {
+	// Max failures within Window before a lockout.
+	Max int
+	// Window is how long failures are counted from the first one.
+	Window time.Duration
+	// Lockout is how long attempts are refused once Max is reached.
+	Lockout time.Duration
+}
+
+// Store keeps the gate's state. Records are namespaced by realm. Methods are
+// safe for concurrent use by many goroutines and, for shared backends, by
+// many gate instances. Expired records read as ErrNotFound even before a
+// background sweep removes them.
+type Store interface {
+	// Enrollment returns the user's confirmed enrollment, or ErrNotFound.
+	Enrollment(ctx context.Context, realm, user string) (Enrollment, error)
+	// Enroll saves a confirmed enrollment together with its recovery
+	// code hashes, atomically, only if the user has none (else ErrExists).
+	// It also removes the user's pending enrollment.
+	Enroll(ctx context.Context, realm, user string, e Enrollment, recoveryHashes []string) error
+	// SetRecoveryCodes replaces the user's recovery code hashes (the old
+	// set stops working at once). ErrNotFound if the user is not enrolled.
+	SetRecoveryCodes(ctx context.Context, realm, user string, recoveryHashes []string) error
+	// UseRecoveryCode consumes one recovery code hash, atomically: of any
+	// number of concurrent calls with the same hash at most one succeeds.
+	// It returns how many codes remain, or ErrNotFound if the hash is not
+	// one of the user's unused codes.
+	UseRecoveryCode(ctx context.Context, realm, user, hash string) (remaining int, err error)
+	// AcceptStep records step as the user's last accepted TOTP time step,
+	// atomically, only if it is greater than the last one recorded; it
+	// reports whether it was. The record is kept until expires (after
+	// which any step is accepted again).
+	AcceptStep(ctx context.Context, realm, user string, step int64, expires time.Time) (bool, error)
+	// ResetUser forgets everything about the user: enrollment, recovery
+	// codes, last step, pending enrollment, sessions, trusted devices and
+	// the user's failure counter (key = user).
+	ResetUser(ctx context.Context, realm, user string) error
+
+	// PutPendingEnrollment saves (or replaces) the user's unconfirmed
+	// enrollment until p.Expires.
+	PutPendingEnrollment(ctx context.Context, realm, user string, p PendingEnrollment) error
+	// PendingEnrollment returns the user's unconfirmed enrollment, or
+	// ErrNotFound.
+	PendingEnrollment(ctx context.Context, realm, user string) (PendingEnrollment, error)
+
+	// AddFailure counts one failure for key at now under limit and returns
+	// the new state. Reaching limit.Max sets LockedUntil = now +
+	// limit.Lockout. Atomic: concurrent failures are all counted.
+	AddFailure(ctx context.Context, realm, key string, now time.Time, limit Limit) (Attempts, error)
+	// Attempts returns the state of key's counter at now (zero if none).
+	Attempts(ctx context.Context, realm, key string, now time.Time) (Attempts, error)
+	// ClearFailures resets key's counter and lockout.
+	ClearFailures(ctx context.Context, realm, key string) error
+
+	// PutSession saves a session under id until s.Expires.
+	PutSession(ctx context.Context, realm, id string, s Session) error
+	// Session returns the session stored under id, or ErrNotFound.
+	Session(ctx context.Context, realm, id string) (Session, error)
+	// TouchSession sets the session's LastSeen (ErrNotFound if gone).
+	TouchSession(ctx context.Context, realm, id string, lastSeen time.Time) error
+	// DeleteSession removes one session (no error if absent).
+	DeleteSession(ctx context.Context, realm, id string) error
+	// UserSessions counts the user's live sessions.
+	UserSessions(ctx context.Context, realm, user string) (int, error)
+	// DeleteUserSessions removes all of the user's sessions except those
+	// whose IDs are listed in keep, and returns how many it removed
+	// (expired sessions, which read as ErrNotFound, are not counted).
+	DeleteUserSessions(ctx context.Context, realm, user string, keep ...string) (int, error)
+
+	// PutDevice saves a trusted device under id until d.Expires.
+	PutDevice(ctx context.Context, realm, id string, d Device) error
+	// Device returns the trusted device stored under id, or ErrNotFound.
+	Device(ctx context.Context, realm, id string) (Device, error)
+	// TouchDevice sets the device's LastUsed (never its Expires);
+	// ErrNotFound if gone.
+	TouchDevice(ctx context.Context, realm, id string, lastUsed time.Time) error
+	// DeleteDevice removes one trusted device (no error if absent).
+	DeleteDevice(ctx context.Context, realm, id string) error
+	// UserDevices lists the user's live trusted devices, oldest first.
+	UserDevices(ctx context.Context, realm, user string) ([]Device, error)
+	// DeleteUserDevices removes all of the user's trusted devices and
+	// returns how many it removed (expired ones are not counted).
+	DeleteUserDevices(ctx context.Context, realm, user string) (int, error)
+
+	// PutToken saves a one-time value under kind/id until expires.
+	PutToken(ctx context.Context, realm, kind, id string, value []byte, expires time.Time) error
+	// ConsumeToken returns the value and deletes it, atomically: of any
+	// number of concurrent calls at most one gets the value; the others
+	// get ErrNotFound.
+	ConsumeToken(ctx context.Context, realm, kind, id string) ([]byte, error)
+
+	// Ping reports whether the store is usable.
+	Ping(ctx context.Context) error
+}

@@ -1,0 +1,442 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/caddy-2fa/caddy-2fa/sessions"
+)
+
+var enrollmentTests = []test{
+	{"Absent", func(t *testing.T, s sessions.Store) {
+		_, err := s.Enrollment(t.Context(), "r", "alice")
+		notFound(t, err, "Enrollment of a user never enrolled")
+	}},
+	{"ReadBack", func(t *testing.T, s sessions.Store) {
+		e := newEnrollment("alice")
+		e.RecoveryCodes = 99 // filled in by the store: ignored on write
+		enroll(t, s, "r", "alice", e, "h1", "h2", "h3")
+		e.RecoveryCodes = 3
+		wantEnrollment(t, s, "r", "alice", e)
+		_, err := s.Enrollment(t.Context(), "r", "bob")
+		notFound(t, err, "Enrollment of another user")
+	}},
+	{"NoRecoveryCodes", func(t *testing.T, s sessions.Store) {
+		e := newEnrollment("alice")
+		enroll(t, s, "r", "alice", e)
+		wantEnrollment(t, s, "r", "alice", e)
+		codeGone(t, s, "r", "alice", "h1")
+	}},
+	{"Exists", func(t *testing.T, s sessions.Store) {
+		first := newEnrollment("first")
+		enroll(t, s, "r", "alice", first, "h1", "h2", "h3")
+		second := newEnrollment("second")
+		second.Algorithm, second.Digits, second.Period = "SHA1", 6, 30
+		err := s.Enroll(t.Context(), "r", "alice", second, []string{"x1"})
+		if !errors.Is(err, sessions.ErrExists) {
+			t.Fatalf("second Enroll: got error %v, want sessions.ErrExists", err)
+		}
+		first.RecoveryCodes = 3
+		wantEnrollment(t, s, "r", "alice", first)
+		codeGone(t, s, "r", "alice", "x1")
+		useCode(t, s, "r", "alice", "h1", 2)
+	}},
+	{"RemovesPending", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		p := sessions.PendingEnrollment{SealedSecret: []byte("p"), Created: base(), Expires: future()}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p), "PutPendingEnrollment")
+		ok(t, s.PutPendingEnrollment(ctx, "r", "bob", p), "PutPendingEnrollment")
+		enroll(t, s, "r", "alice", newEnrollment("alice"), "h1")
+		_, err := s.PendingEnrollment(ctx, "r", "alice")
+		notFound(t, err, "PendingEnrollment after Enroll")
+		_, err = s.PendingEnrollment(ctx, "r", "bob")
+		ok(t, err, "PendingEnrollment of another user")
+	}},
+}
+
+var recoveryTests = []test{
+	{"ConsumeOnce", func(t *testing.T, s sessions.Store) {
+		enroll(t, s, "r", "alice", newEnrollment("alice"), "h1", "h2", "h3")
+		useCode(t, s, "r", "alice", "h2", 2)
+		codeGone(t, s, "r", "alice", "h2")
+		wantRecoveryCodes(t, s, "r", "alice", 2)
+		useCode(t, s, "r", "alice", "h3", 1)
+		useCode(t, s, "r", "alice", "h1", 0)
+		codeGone(t, s, "r", "alice", "h1")
+		wantRecoveryCodes(t, s, "r", "alice", 0)
+	}},
+	{"Unknown", func(t *testing.T, s sessions.Store) {
+		enroll(t, s, "r", "alice", newEnrollment("alice"), "h1", "h2", "h3")
+		enroll(t, s, "r", "bob", newEnrollment("bob"), "b1")
+		codeGone(t, s, "r", "alice", "nope")
+		codeGone(t, s, "r", "alice", "")
+		codeGone(t, s, "r", "alice", "b1") // bob's code
+		codeGone(t, s, "r", "carol", "h1") // not enrolled
+		wantRecoveryCodes(t, s, "r", "alice", 3)
+		wantRecoveryCodes(t, s, "r", "bob", 1)
+	}},
+	{"SetReplaces", func(t *testing.T, s sessions.Store) {
+		e := newEnrollment("alice")
+		enroll(t, s, "r", "alice", e, "h1", "h2", "h3")
+		useCode(t, s, "r", "alice", "h1", 2)
+		ok(t, s.SetRecoveryCodes(t.Context(), "r", "alice", []string{"n1", "n2", "n3", "n4"}), "SetRecoveryCodes")
+		e.RecoveryCodes = 4
+		wantEnrollment(t, s, "r", "alice", e)
+		codeGone(t, s, "r", "alice", "h2")
+		codeGone(t, s, "r", "alice", "h3")
+		useCode(t, s, "r", "alice", "n3", 3)
+		codeGone(t, s, "r", "alice", "n3")
+	}},
+	{"SetEmpty", func(t *testing.T, s sessions.Store) {
+		enroll(t, s, "r", "alice", newEnrollment("alice"), "h1", "h2")
+		ok(t, s.SetRecoveryCodes(t.Context(), "r", "alice", nil), "SetRecoveryCodes(nil)")
+		wantRecoveryCodes(t, s, "r", "alice", 0)
+		codeGone(t, s, "r", "alice", "h1")
+	}},
+	{"SetNotEnrolled", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		err := s.SetRecoveryCodes(ctx, "r", "alice", []string{"n1"})
+		notFound(t, err, "SetRecoveryCodes for a user not enrolled")
+		_, err = s.Enrollment(ctx, "r", "alice")
+		notFound(t, err, "Enrollment after a refused SetRecoveryCodes")
+		codeGone(t, s, "r", "alice", "n1")
+		// The refused call left nothing behind that Enroll would see.
+		enroll(t, s, "r", "alice", newEnrollment("alice"), "h1")
+		codeGone(t, s, "r", "alice", "n1")
+		wantRecoveryCodes(t, s, "r", "alice", 1)
+	}},
+	{"ConcurrentUse", func(t *testing.T, s sessions.Store) {
+		enroll(t, s, "r", "alice", newEnrollment("alice"), "h1", "h2", "h3")
+		errs := make([]error, concurrency)
+		remaining := make([]int, concurrency)
+		race(concurrency, func(i int) {
+			remaining[i], errs[i] = s.UseRecoveryCode(t.Context(), "r", "alice", "h2")
+		})
+		wins := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+				if remaining[i] != 2 {
+					t.Errorf("winner's remaining = %d, want 2", remaining[i])
+				}
+			case !errors.Is(err, sessions.ErrNotFound):
+				t.Errorf("goroutine %d: unexpected error %v", i, err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d concurrent uses of one code succeeded, want exactly 1", wins)
+		}
+		wantRecoveryCodes(t, s, "r", "alice", 2)
+	}},
+}
+
+var stepTests = []test{
+	{"Monotonic", func(t *testing.T, s sessions.Store) {
+		exp := future()
+		wantAccept(t, s, "r", "alice", 1000, exp, true)
+		wantAccept(t, s, "r", "alice", 1000, exp, false)
+		wantAccept(t, s, "r", "alice", 999, exp, false)
+		wantAccept(t, s, "r", "alice", 1001, exp, true)
+		wantAccept(t, s, "r", "alice", 1000, exp, false)
+		wantAccept(t, s, "r", "alice", 1001, exp, false)
+		wantAccept(t, s, "r", "alice", 1005, exp, true)
+	}},
+	{"PerUser", func(t *testing.T, s sessions.Store) {
+		exp := future()
+		wantAccept(t, s, "r", "alice", 1000, exp, true)
+		wantAccept(t, s, "r", "bob", 1000, exp, true)
+		wantAccept(t, s, "r", "bob", 10, exp, false)
+		wantAccept(t, s, "r", "carol", 10, exp, true)
+	}},
+	{"Concurrent", func(t *testing.T, s sessions.Store) {
+		exp := future()
+		wantAccept(t, s, "r", "alice", 41, exp, true)
+		accepted := make([]bool, concurrency)
+		errs := make([]error, concurrency)
+		race(concurrency, func(i int) {
+			accepted[i], errs[i] = s.AcceptStep(t.Context(), "r", "alice", 42, exp)
+		})
+		n := 0
+		for i := range concurrency {
+			if errs[i] != nil {
+				t.Errorf("goroutine %d: %v", i, errs[i])
+			}
+			if accepted[i] {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d concurrent AcceptStep calls with one step returned true, want exactly 1", n)
+		}
+		wantAccept(t, s, "r", "alice", 42, exp, false)
+	}},
+	{"Expired", func(t *testing.T, s sessions.Store) {
+		wantAccept(t, s, "r", "alice", 1000, past(), true)
+		// The record has expired: a lower step is accepted again.
+		wantAccept(t, s, "r", "alice", 500, future(), true)
+		wantAccept(t, s, "r", "alice", 500, future(), false)
+		wantAccept(t, s, "r", "alice", 499, future(), false)
+	}},
+}
+
+// fillUser gives user in realm one of everything ResetUser forgets.
+func fillUser(t *testing.T, s sessions.Store, realm, user string) {
+	t.Helper()
+	ctx := t.Context()
+	enroll(t, s, realm, user, newEnrollment(user), user+"-h1", user+"-h2")
+	wantAccept(t, s, realm, user, 1000, future(), true)
+	p := sessions.PendingEnrollment{SealedSecret: []byte(user), Created: base(), Expires: future()}
+	ok(t, s.PutPendingEnrollment(ctx, realm, user, p), "PutPendingEnrollment")
+	ok(t, s.PutSession(ctx, realm, user+"-s1", newSession(user)), "PutSession")
+	ok(t, s.PutSession(ctx, realm, user+"-s2", newSession(user)), "PutSession")
+	ok(t, s.PutDevice(ctx, realm, user+"-d1", newDevice(user, base())), "PutDevice")
+	_, err := s.AddFailure(ctx, realm, user, base(), limits)
+	ok(t, err, "AddFailure")
+}
+
+// wantFilled checks that everything fillUser wrote is there.
+func wantFilled(t *testing.T, s sessions.Store, realm, user string) {
+	t.Helper()
+	ctx := t.Context()
+	wantRecoveryCodes(t, s, realm, user, 2)
+	wantAccept(t, s, realm, user, 999, future(), false)
+	_, err := s.PendingEnrollment(ctx, realm, user)
+	ok(t, err, "PendingEnrollment")
+	for _, id := range []string{user + "-s1", user + "-s2"} {
+		got, err := s.Session(ctx, realm, id)
+		ok(t, err, fmt.Sprintf("Session(%q, %q)", realm, id))
+		if got.User != user {
+			t.Fatalf("Session(%q, %q).User = %q, want %q", realm, id, got.User, user)
+		}
+	}
+	wantUserSessions(t, s, realm, user, 2)
+	_, err = s.Device(ctx, realm, user+"-d1")
+	ok(t, err, "Device")
+	wantDeviceIDs(t, s, realm, user, user+"-d1")
+	a, err := s.Attempts(ctx, realm, user, base())
+	ok(t, err, "Attempts")
+	if a.Failures != 1 {
+		t.Fatalf("Attempts(%q, %q).Failures = %d, want 1", realm, user, a.Failures)
+	}
+}
+
+var resetTests = []test{
+	{"ForgetsEverything", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		fillUser(t, s, "r1", "alice")
+		fillUser(t, s, "r1", "bob")
+		fillUser(t, s, "r2", "alice")
+		_, err := s.AddFailure(ctx, "r1", "ip:192.0.2.1", base(), limits)
+		ok(t, err, "AddFailure")
+		ok(t, s.PutToken(ctx, "r1", "invite", "alice", []byte("tok"), future()), "PutToken")
+
+		ok(t, s.ResetUser(ctx, "r1", "alice"), "ResetUser")
+
+		_, err = s.Enrollment(ctx, "r1", "alice")
+		notFound(t, err, "Enrollment after ResetUser")
+		codeGone(t, s, "r1", "alice", "alice-h1")
+		wantAccept(t, s, "r1", "alice", 999, future(), true) // last step forgotten
+		_, err = s.PendingEnrollment(ctx, "r1", "alice")
+		notFound(t, err, "PendingEnrollment after ResetUser")
+		_, err = s.Session(ctx, "r1", "alice-s1")
+		notFound(t, err, "Session after ResetUser")
+		_, err = s.Session(ctx, "r1", "alice-s2")
+		notFound(t, err, "Session after ResetUser")
+		wantUserSessions(t, s, "r1", "alice", 0)
+		_, err = s.Device(ctx, "r1", "alice-d1")
+		notFound(t, err, "Device after ResetUser")
+		wantDeviceIDs(t, s, "r1", "alice")
+		wantAttempts(t, s, "r1", "alice", base(), sessions.Attempts{})
+
+		// Others are untouched.
+		wantFilled(t, s, "r1", "bob")
+		wantFilled(t, s, "r2", "alice")
+		a, err := s.Attempts(ctx, "r1", "ip:192.0.2.1", base())
+		ok(t, err, "Attempts")
+		if a.Failures != 1 {
+			t.Fatalf("other counter: Failures = %d, want 1", a.Failures)
+		}
+		wantToken(t, s, "r1", "invite", "alice", []byte("tok"))
+
+		// The user can enroll afresh.
+		enroll(t, s, "r1", "alice", newEnrollment("new"), "n1")
+		wantRecoveryCodes(t, s, "r1", "alice", 1)
+	}},
+	{"Unknown", func(t *testing.T, s sessions.Store) {
+		ok(t, s.ResetUser(t.Context(), "r", "nobody"), "ResetUser of an unknown user")
+	}},
+}
+
+var pendingTests = []test{
+	{"Absent", func(t *testing.T, s sessions.Store) {
+		_, err := s.PendingEnrollment(t.Context(), "r", "alice")
+		notFound(t, err, "PendingEnrollment")
+	}},
+	{"PutGetReplace", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		p1 := sessions.PendingEnrollment{SealedSecret: []byte{0, 1, 2, 255}, Created: base().Add(-time.Minute), Expires: future()}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p1), "PutPendingEnrollment")
+		got, err := s.PendingEnrollment(ctx, "r", "alice")
+		ok(t, err, "PendingEnrollment")
+		if d := pendingDiff(got, p1); d != "" {
+			t.Fatalf("PendingEnrollment: %s", d)
+		}
+		_, err = s.PendingEnrollment(ctx, "r", "bob")
+		notFound(t, err, "PendingEnrollment of another user")
+
+		p2 := sessions.PendingEnrollment{SealedSecret: []byte("second"), Created: base(), Expires: future().Add(time.Minute)}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p2), "PutPendingEnrollment (replace)")
+		got, err = s.PendingEnrollment(ctx, "r", "alice")
+		ok(t, err, "PendingEnrollment")
+		if d := pendingDiff(got, p2); d != "" {
+			t.Fatalf("PendingEnrollment after replace: %s", d)
+		}
+	}},
+	{"Expired", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		p := sessions.PendingEnrollment{SealedSecret: []byte("x"), Created: past().Add(-time.Minute), Expires: past()}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p), "PutPendingEnrollment")
+		_, err := s.PendingEnrollment(ctx, "r", "alice")
+		notFound(t, err, "expired PendingEnrollment")
+
+		// A live one replaces a live one with an expired one.
+		live := sessions.PendingEnrollment{SealedSecret: []byte("y"), Created: base(), Expires: future()}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "bob", live), "PutPendingEnrollment")
+		ok(t, s.PutPendingEnrollment(ctx, "r", "bob", p), "PutPendingEnrollment (expired)")
+		_, err = s.PendingEnrollment(ctx, "r", "bob")
+		notFound(t, err, "PendingEnrollment replaced by an expired one")
+		ok(t, s.PutPendingEnrollment(ctx, "r", "bob", live), "PutPendingEnrollment")
+		_, err = s.PendingEnrollment(ctx, "r", "bob")
+		ok(t, err, "PendingEnrollment")
+	}},
+}
+
+var attemptTests = []test{
+	{"Unknown", func(t *testing.T, s sessions.Store) {
+		wantAttempts(t, s, "r", "nobody", base(), sessions.Attempts{})
+		ok(t, s.ClearFailures(t.Context(), "r", "nobody"), "ClearFailures of an unknown key")
+	}},
+	{"CountAndLock", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		t0 := base()
+		windowEnds := t0.Add(limits.Window)
+		a, err := s.AddFailure(ctx, "r", "alice", t0, limits)
+		ok(t, err, "AddFailure")
+		if d := attemptsDiff(a, sessions.Attempts{Failures: 1, WindowEnds: windowEnds}); d != "" {
+			t.Fatalf("first AddFailure: %s", d)
+		}
+		if a.Locked(t0) {
+			t.Fatal("locked after one failure")
+		}
+		a, err = s.AddFailure(ctx, "r", "alice", t0.Add(time.Minute), limits)
+		ok(t, err, "AddFailure")
+		if d := attemptsDiff(a, sessions.Attempts{Failures: 2, WindowEnds: windowEnds}); d != "" {
+			t.Fatalf("second AddFailure: %s", d)
+		}
+		wantAttempts(t, s, "r", "alice", t0.Add(2*time.Minute), sessions.Attempts{Failures: 2, WindowEnds: windowEnds})
+
+		t3 := t0.Add(3 * time.Minute)
+		lockedUntil := t3.Add(limits.Lockout)
+		a, err = s.AddFailure(ctx, "r", "alice", t3, limits)
+		ok(t, err, "AddFailure")
+		if d := attemptsDiff(a, sessions.Attempts{Failures: 3, WindowEnds: windowEnds, LockedUntil: lockedUntil}); d != "" {
+			t.Fatalf("AddFailure reaching Max: %s", d)
+		}
+		if !a.Locked(t3) {
+			t.Fatal("not locked after reaching Max")
+		}
+		got, err := s.Attempts(ctx, "r", "alice", t3.Add(time.Minute))
+		ok(t, err, "Attempts")
+		if !got.Locked(t3.Add(time.Minute)) || got.Failures != 3 || !got.LockedUntil.Equal(lockedUntil) {
+			t.Fatalf("Attempts during lockout = %+v, want 3 failures locked until %v", got, lockedUntil)
+		}
+		// Still locked after the window closed.
+		got, err = s.Attempts(ctx, "r", "alice", windowEnds.Add(time.Minute))
+		ok(t, err, "Attempts")
+		if !got.Locked(windowEnds.Add(time.Minute)) {
+			t.Fatalf("Attempts after the window, before the lockout ends = %+v, want locked", got)
+		}
+		// After the lockout.
+		after := lockedUntil.Add(time.Second)
+		got, err = s.Attempts(ctx, "r", "alice", after)
+		ok(t, err, "Attempts")
+		if got.Locked(after) {
+			t.Fatalf("Attempts after the lockout = %+v, want unlocked", got)
+		}
+		a, err = s.AddFailure(ctx, "r", "alice", after, limits)
+		ok(t, err, "AddFailure")
+		if d := attemptsDiff(a, sessions.Attempts{Failures: 1, WindowEnds: after.Add(limits.Window)}); d != "" {
+			t.Fatalf("AddFailure after window and lockout: %s", d)
+		}
+		// Other keys are separate.
+		wantAttempts(t, s, "r", "bob", t3, sessions.Attempts{})
+	}},
+	{"WindowRestart", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		t0 := base()
+		for i := range 2 {
+			_, err := s.AddFailure(ctx, "r", "alice", t0.Add(time.Duration(i)*time.Minute), limits)
+			ok(t, err, "AddFailure")
+		}
+		next := t0.Add(limits.Window).Add(time.Second)
+		// The window has closed: the count starts again from zero.
+		wantAttempts(t, s, "r", "alice", next, sessions.Attempts{})
+		a, err := s.AddFailure(ctx, "r", "alice", next, limits)
+		ok(t, err, "AddFailure")
+		if d := attemptsDiff(a, sessions.Attempts{Failures: 1, WindowEnds: next.Add(limits.Window)}); d != "" {
+			t.Fatalf("AddFailure in a new window: %s", d)
+		}
+		wantAttempts(t, s, "r", "alice", next, sessions.Attempts{Failures: 1, WindowEnds: next.Add(limits.Window)})
+	}},
+	{"Clear", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		t0 := base()
+		for range limits.Max {
+			_, err := s.AddFailure(ctx, "r", "alice", t0, limits)
+			ok(t, err, "AddFailure")
+		}
+		_, err := s.AddFailure(ctx, "r", "bob", t0, limits)
+		ok(t, err, "AddFailure")
+		a, err := s.Attempts(ctx, "r", "alice", t0)
+		ok(t, err, "Attempts")
+		if !a.Locked(t0) {
+			t.Fatalf("Attempts = %+v, want locked", a)
+		}
+		ok(t, s.ClearFailures(ctx, "r", "alice"), "ClearFailures")
+		wantAttempts(t, s, "r", "alice", t0, sessions.Attempts{})
+		a, err = s.AddFailure(ctx, "r", "alice", t0, limits)
+		ok(t, err, "AddFailure")
+		if a.Failures != 1 || a.Locked(t0) {
+			t.Fatalf("AddFailure after ClearFailures = %+v, want 1 failure, unlocked", a)
+		}
+		wantAttempts(t, s, "r", "bob", t0, sessions.Attempts{Failures: 1, WindowEnds: t0.Add(limits.Window)})
+	}},
+	{"Concurrent", func(t *testing.T, s sessions.Store) {
+		t0 := base()
+		lim := sessions.Limit{Max: 1000, Window: time.Hour, Lockout: time.Hour}
+		counts := make([]int, concurrency)
+		errs := make([]error, concurrency)
+		race(concurrency, func(i int) {
+			var a sessions.Attempts
+			a, errs[i] = s.AddFailure(t.Context(), "r", "alice", t0, lim)
+			counts[i] = a.Failures
+		})
+		seen := make(map[int]bool)
+		for i := range concurrency {
+			if errs[i] != nil {
+				t.Fatalf("goroutine %d: %v", i, errs[i])
+			}
+			seen[counts[i]] = true
+		}
+		// Atomic increments return each count from 1 to n exactly once.
+		for n := 1; n <= concurrency; n++ {
+			if !seen[n] {
+				t.Fatalf("concurrent AddFailure returned counts %v, want each of 1..%d once", counts, concurrency)
+			}
+		}
+		wantAttempts(t, s, "r", "alice", t0, sessions.Attempts{Failures: concurrency, WindowEnds: t0.Add(lim.Window)})
+	}},
+}
