@@ -1,0 +1,219 @@
+package caddymodule
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("two_factor", parseCaddyfile)
+	// After forward_auth (and so after basic_auth), before respond,
+	// reverse_proxy, php_fastcgi and file_server: the user is known, the
+	// application has not been reached yet. No global `order` needed.
+	httpcaddyfile.RegisterDirectiveOrder("two_factor", httpcaddyfile.After, "forward_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var th Handler
+	err := th.UnmarshalCaddyfile(h.Dispenser)
+	return &th, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	two_factor [<matcher>] {
+//	    user           <placeholder>        # default {http.auth.user.id}
+//	    anonymous      deny|allow           # default deny
+//	    issuer         <name>               # default: the request's host
+//	    realm          <name>               # default "default"
+//	    secret         <value>              # >= 32 bytes; default: generated, kept in Caddy's data dir
+//	    store          file [<path>]        # default: a file in Caddy's data dir
+//	    session_ttl    <duration>           # default 12h
+//	    idle_timeout   <duration>           # default 0 (none)
+//	    trust_device   <duration>           # default 30d; 0 disables
+//	    skew           <steps>              # default 1, at most 3
+//	    max_attempts   <n> <window> <lockout>  # default 5 5m 15m
+//	    recovery_codes <n>                  # default 10; 0 disables
+//	    otp_header     <name>               # default off
+//	    path_prefix    <path>               # default /.2fa
+//	    templates      <dir>                # default: embedded pages
+//	    title          <text>               # default "Two-factor authentication"
+//	}
+//
+// Every option may appear once.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.Errf("two_factor takes no arguments on its first line, got %q (options go in a block)", d.Val())
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if seen[opt] {
+			return d.Errf("%s: specified more than once", opt)
+		}
+		seen[opt] = true
+		switch opt {
+		case "user", "issuer", "realm", "secret", "otp_header", "path_prefix", "templates", "title":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			switch opt {
+			case "user":
+				h.User = val
+			case "issuer":
+				h.Issuer = val
+			case "realm":
+				h.Realm = val
+			case "secret":
+				h.Secret = val
+			case "otp_header":
+				if !validHeaderName(val) {
+					return d.Errf("otp_header: %q is not a valid header name", val)
+				}
+				h.OTPHeader = val
+			case "path_prefix":
+				if err := validatePathPrefix(val); err != nil {
+					return d.Errf("path_prefix: %v", err)
+				}
+				h.PathPrefix = val
+			case "templates":
+				h.Templates = val
+			case "title":
+				h.Title = val
+			}
+
+		case "anonymous":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			if val != "deny" && val != "allow" {
+				return d.Errf("anonymous: must be deny or allow, got %q", val)
+			}
+			h.Anonymous = val
+
+		case "store":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("store: expected a backend (file [<path>])")
+			}
+			switch args[0] {
+			case "file":
+				if len(args) > 2 {
+					return d.Errf("store file: takes at most one path, got %d arguments", len(args)-1)
+				}
+				h.Store = &StoreConfig{Backend: "file"}
+				if len(args) == 2 {
+					h.Store.Path = args[1]
+				}
+			default:
+				return d.Errf("store: unknown backend %q (this build knows: file)", args[0])
+			}
+			if d.NextBlock(d.Nesting()) {
+				return d.Errf("store %s: takes no block", args[0])
+			}
+
+		case "session_ttl", "idle_timeout", "trust_device":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(val)
+			if err != nil {
+				return d.Errf("%s: invalid duration %q: %v", opt, val, err)
+			}
+			switch {
+			case dur < 0:
+				return d.Errf("%s: must not be negative, got %q", opt, val)
+			case opt == "session_ttl" && dur < time.Minute:
+				return d.Errf("session_ttl: must be at least 1m, got %q", val)
+			case opt == "idle_timeout" && dur > 0 && dur < time.Minute:
+				return d.Errf("idle_timeout: must be 0 or at least 1m, got %q", val)
+			}
+			switch opt {
+			case "session_ttl":
+				h.SessionTTL = caddy.Duration(dur)
+			case "idle_timeout":
+				h.IdleTimeout = caddy.Duration(dur)
+			case "trust_device":
+				cd := caddy.Duration(dur)
+				h.TrustDevice = &cd
+			}
+
+		case "skew":
+			n, err := intArg(d, opt, 0, maxSkew)
+			if err != nil {
+				return err
+			}
+			h.Skew = &n
+
+		case "recovery_codes":
+			n, err := intArg(d, opt, 0, 100)
+			if err != nil {
+				return err
+			}
+			h.RecoveryCodes = &n
+
+		case "max_attempts":
+			args := d.RemainingArgs()
+			if len(args) != 3 {
+				return d.Errf("max_attempts: expected <n> <window> <lockout>, e.g. max_attempts 5 5m 15m; got %d arguments", len(args))
+			}
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 1 || n > 100 {
+				return d.Errf("max_attempts: count must be a whole number from 1 to 100, got %q", args[0])
+			}
+			window, err := caddy.ParseDuration(args[1])
+			if err != nil || window <= 0 {
+				return d.Errf("max_attempts: invalid window %q", args[1])
+			}
+			lockout, err := caddy.ParseDuration(args[2])
+			if err != nil || lockout <= 0 {
+				return d.Errf("max_attempts: invalid lockout %q", args[2])
+			}
+			h.MaxAttempts = &AttemptLimit{Max: n, Window: caddy.Duration(window), Lockout: caddy.Duration(lockout)}
+
+		case "app_login", "require", "groups", "exempt", "enrollment":
+			return d.Errf("%s: not supported by this version of two_factor", opt)
+
+		default:
+			return d.Errf("unrecognized two_factor option %q", opt)
+		}
+	}
+	return nil
+}
+
+// oneArg reads exactly one argument for opt.
+func oneArg(d *caddyfile.Dispenser, opt string) (string, error) {
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return "", d.Errf("%s: expected exactly one value, got %d", opt, len(args))
+	}
+	if d.NextBlock(d.Nesting()) {
+		return "", d.Errf("%s: takes no block", opt)
+	}
+	return args[0], nil
+}
+
+// intArg reads one whole number in [lo, hi] for opt.
+func intArg(d *caddyfile.Dispenser, opt string, lo, hi int) (int, error) {
+	val, err := oneArg(d, opt)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil || n < lo || n > hi {
+		return 0, d.Errf("%s: must be a whole number from %d to %d, got %q", opt, lo, hi, val)
+	}
+	return n, nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,171 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+func TestUnmarshalCaddyfile(t *testing.T) {
+	dur := func(d time.Duration) *caddy.Duration { c := caddy.Duration(d); return &c }
+	intp := func(n int) *int { return &n }
+	for _, tc := range []struct {
+		name  string
+		input string
+		want  Handler
+	}{
+		{"no block", `two_factor`, Handler{}},
+		{"empty block", "two_factor {\n}", Handler{}},
+		{"everything", `two_factor {
+			user {http.request.header.Remote-User}
+			anonymous allow
+			issuer "Example Corp"
+			realm staff
+			secret {env.TWO_FACTOR_SECRET}
+			store file /var/lib/2fa.db
+			session_ttl 8h
+			idle_timeout 30m
+			trust_device 14d
+			skew 0
+			max_attempts 10 10m 1h
+			recovery_codes 0
+			otp_header X-OTP
+			path_prefix /_mfa
+			templates /etc/caddy/2fa
+			title "ACME login"
+		}`, Handler{
+			User: "{http.request.header.Remote-User}", Anonymous: "allow", Issuer: "Example Corp", Realm: "staff",
+			Secret: "{env.TWO_FACTOR_SECRET}", Store: &StoreConfig{Backend: "file", Path: "/var/lib/2fa.db"},
+			SessionTTL: caddy.Duration(8 * time.Hour), IdleTimeout: caddy.Duration(30 * time.Minute),
+			TrustDevice: dur(14 * 24 * time.Hour), Skew: intp(0),
+			MaxAttempts:   &AttemptLimit{Max: 10, Window: caddy.Duration(10 * time.Minute), Lockout: caddy.Duration(time.Hour)},
+			RecoveryCodes: intp(0), OTPHeader: "X-OTP", PathPrefix: "/_mfa", Templates: "/etc/caddy/2fa", Title: "ACME login",
+		}},
+		{"store file default path", "two_factor {\n store file\n}", Handler{Store: &StoreConfig{Backend: "file"}}},
+		{"trust_device 0 disables", "two_factor {\n trust_device 0\n}", Handler{TrustDevice: dur(0)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var h Handler
+			if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input)); err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			got, _ := json.Marshal(h)
+			want, _ := json.Marshal(tc.want)
+			if string(got) != string(want) {
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+		})
+	}
+}
+
+func TestUnmarshalCaddyfileErrors(t *testing.T) {
+	for _, tc := range []struct{ input, wantErr string }{
+		{"two_factor extra", `two_factor takes no arguments on its first line, got "extra"`},
+		{"two_factor {\n bogus 1\n}", `unrecognized two_factor option "bogus"`},
+		{"two_factor {\n user\n}", "user: expected exactly one value, got 0"},
+		{"two_factor {\n user a b\n}", "user: expected exactly one value, got 2"},
+		{"two_factor {\n anonymous maybe\n}", `anonymous: must be deny or allow, got "maybe"`},
+		{"two_factor {\n skew 5\n}", `skew: must be a whole number from 0 to 3, got "5"`},
+		{"two_factor {\n skew -1\n}", `skew: must be a whole number from 0 to 3, got "-1"`},
+		{"two_factor {\n skew one\n}", `skew: must be a whole number from 0 to 3, got "one"`},
+		{"two_factor {\n session_ttl soon\n}", `session_ttl: invalid duration "soon"`},
+		{"two_factor {\n session_ttl 10s\n}", `session_ttl: must be at least 1m, got "10s"`},
+		{"two_factor {\n idle_timeout 5s\n}", `idle_timeout: must be 0 or at least 1m, got "5s"`},
+		{"two_factor {\n trust_device -1h\n}", `trust_device: must not be negative, got "-1h"`},
+		{"two_factor {\n max_attempts 5\n}", "max_attempts: expected <n> <window> <lockout>, e.g. max_attempts 5 5m 15m; got 1 arguments"},
+		{"two_factor {\n max_attempts 0 5m 15m\n}", `max_attempts: count must be a whole number from 1 to 100, got "0"`},
+		{"two_factor {\n max_attempts 5 5x 15m\n}", `max_attempts: invalid window "5x"`},
+		{"two_factor {\n max_attempts 5 5m never\n}", `max_attempts: invalid lockout "never"`},
+		{"two_factor {\n recovery_codes many\n}", `recovery_codes: must be a whole number from 0 to 100, got "many"`},
+		{"two_factor {\n recovery_codes 1000\n}", `recovery_codes: must be a whole number from 0 to 100, got "1000"`},
+		{"two_factor {\n otp_header \"X OTP\"\n}", `otp_header: "X OTP" is not a valid header name`},
+		{"two_factor {\n path_prefix 2fa\n}", `path_prefix: must start with / and name a path, got "2fa"`},
+		{"two_factor {\n path_prefix /2fa/\n}", `path_prefix: must not end with /, got "/2fa/"`},
+		{"two_factor {\n path_prefix /a/../b\n}", `path_prefix: must be a clean path, got "/a/../b"`},
+		{"two_factor {\n store\n}", "store: expected a backend"},
+		{"two_factor {\n store memcached\n}", `store: unknown backend "memcached"`},
+		{"two_factor {\n store file a b\n}", "store file: takes at most one path, got 2 arguments"},
+		{"two_factor {\n issuer a\n issuer b\n}", "issuer: specified more than once"},
+		{"two_factor {\n app_login {\n path /login\n }\n}", "app_login: not supported by this version of two_factor"},
+		{"two_factor {\n title x {\n  y\n }\n}", "title: takes no block"},
+	} {
+		t.Run(tc.input, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %q, want it to contain %q", err, tc.wantErr)
+			}
+			if !strings.Contains(err.Error(), "Testfile:") {
+				t.Errorf("error %q does not name the file and line", err)
+			}
+		})
+	}
+}
+
+// TestLoadErrors: bad JSON config and bad secrets fail at load, naming the
+// option.
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		h    Handler
+		want string
+	}{
+		{Handler{Anonymous: "sometimes"}, `anonymous: must be deny or allow, got "sometimes"`},
+		{Handler{Secret: "too short"}, "secret: must be at least 32 bytes, got 9"},
+		{Handler{Secret: "{env.CADDY_2FA_TEST_UNSET_VARIABLE}"}, `secret: "{env.CADDY_2FA_TEST_UNSET_VARIABLE}" resolved to an empty value`},
+		{Handler{PathPrefix: "/"}, "path_prefix: must start with / and name a path"},
+		{Handler{Store: &StoreConfig{Backend: "etcd"}}, `store: unknown backend "etcd"`},
+		{Handler{Templates: "/nonexistent/dir/for/caddy-2fa"}, "templates:"},
+	} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
+		h := tc.h
+		if h.Store == nil {
+			h.Store = &StoreConfig{Path: t.TempDir() + "/s.db"}
+		}
+		err := h.Provision(ctx)
+		cancel()
+		h.Cleanup()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Provision(%+v) = %v, want %q", tc.h, err, tc.want)
+		}
+	}
+}
+
+func TestSafeReturn(t *testing.T) {
+	for in, want := range map[string]string{
+		"/app":                          "/app",
+		"/app?x=1&y=%2F":                "/app?x=1&y=%2F",
+		"/a/b#frag":                     "/a/b#frag",
+		"":                              "/",
+		"app":                           "/",
+		"https://evil.example/":         "/",
+		"//evil.example":                "/",
+		"///evil.example":               "/",
+		`/\evil.example`:                "/",
+		`\\evil.example`:                "/",
+		"/%2F/evil.example":             "/",
+		"/%2f%2fevil.example":           "/",
+		"/%5Cevil.example":              "/",
+		"https:evil.example":            "/",
+		"javascript:alert(1)":           "/",
+		"/\t/evil.example":              "/",
+		"/%09/evil.example":             "/",
+		"/%0a/evil.example":             "/",
+		"/\r\nLocation: http://evil":    "/",
+		"/%0d%0aSet-Cookie:x=1":         "/",
+		"https://evil.example@app/":     "/",
+		"/.2fa/challenge":               "/",
+		"/.2FA/enroll":                  "/",
+		"/" + strings.Repeat("a", 3000): "/",
+	} {
+		if got := safeReturn(in, "/.2fa"); got != want {
+			t.Errorf("safeReturn(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

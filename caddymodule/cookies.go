@@ -1,0 +1,209 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Cookie base names. On HTTPS the names carry the __Host- prefix, which
+// makes browsers insist on Secure, Path=/ and no Domain. The values are
+// signed (securecookie, which also binds the cookie name into the MAC) and
+// carry only random references; the records live in the store.
+const (
+	sessionCookie = "2fa_session"
+	deviceCookie  = "2fa_device"
+	csrfCookie    = "2fa_csrf"
+)
+
+// cookieName is the name of cookie base on this request's scheme.
+func (h *Handler) cookieName(r *http.Request, base string) string {
+	if r.TLS != nil {
+		return "__Host-" + base + h.cookieSuffix
+	}
+	return base + h.cookieSuffix
+}
+
+// readCookie decodes the signed value of cookie base, or returns nil when
+// it is missing, tampered with, expired or made with another key.
+func (h *Handler) readCookie(r *http.Request, base string) []byte {
+	c, err := r.Cookie(h.cookieName(r, base))
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	var raw []byte
+	if err := h.codec(base).Decode(base+h.cookieSuffix, c.Value, &raw); err != nil {
+		return nil
+	}
+	return raw
+}
+
+// setCookie signs value and sets cookie base for maxAge (0 = until the
+// browser closes).
+func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, base string, value []byte, maxAge time.Duration) error {
+	enc, err := h.codec(base).Encode(base+h.cookieSuffix, value)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     h.cookieName(r, base),
+		Value:    enc,
+		Path:     "/",
+		MaxAge:   int(maxAge / time.Second),
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+// clearCookie tells the browser to forget cookie base.
+func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request, base string) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     h.cookieName(r, base),
+		Value:    "",
+		Path:     "/",
+		MaxAge:   -1,
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteLaxMode,
+	})
+}
+
+func (h *Handler) codec(base string) interface {
+	Encode(string, any) (string, error)
+	Decode(string, string, any) error
+} {
+	switch base {
+	case sessionCookie:
+		return h.sessionCodec
+	case deviceCookie:
+		return h.deviceCodec
+	default:
+		return h.csrfCodec
+	}
+}
+
+// stripGateCookies removes the gate's cookies (under either name form)
+// from the request, so the application behind the gate never sees, logs
+// or leaks them. The Cookie header is rewritten only if one is present.
+func (h *Handler) stripGateCookies(r *http.Request) {
+	vals := r.Header["Cookie"]
+	if len(vals) == 0 {
+		return
+	}
+	found := false
+	for _, v := range vals {
+		if strings.Contains(v, "2fa_") {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
+	var kept []string
+	for _, v := range vals {
+		for part := range strings.SplitSeq(v, ";") {
+			p := strings.TrimSpace(part)
+			if p == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(p, "=")
+			if h.isGateCookie(strings.TrimSpace(name)) {
+				continue
+			}
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == 0 {
+		r.Header.Del("Cookie")
+		return
+	}
+	r.Header["Cookie"] = []string{strings.Join(kept, "; ")}
+}
+
+func (h *Handler) isGateCookie(name string) bool {
+	name = strings.TrimPrefix(name, "__Host-")
+	for _, base := range [...]string{sessionCookie, deviceCookie, csrfCookie} {
+		if name == base+h.cookieSuffix {
+			return true
+		}
+	}
+	return false
+}
+
+// csrfToken returns the CSRF token for a form shown to user, reusing the
+// one in the browser's CSRF cookie when it is valid for that user (so
+// several open tabs keep working) and setting a new cookie otherwise.
+// The cookie holds token and user, signed; a form is accepted only if it
+// carries the same token (double submit, bound to the user).
+func (h *Handler) csrfToken(w http.ResponseWriter, r *http.Request, user string) (string, error) {
+	if tok, ok := h.csrfFromCookie(r, user); ok {
+		return tok, nil
+	}
+	tok := rand.Text()
+	if err := h.setCookie(w, r, csrfCookie, []byte(tok+"\n"+user), 0); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+func (h *Handler) csrfFromCookie(r *http.Request, user string) (string, bool) {
+	raw := h.readCookie(r, csrfCookie)
+	tok, u, ok := strings.Cut(string(raw), "\n")
+	if !ok || u != user || tok == "" {
+		return "", false
+	}
+	return tok, true
+}
+
+// checkCSRF reports whether a POST is same-origin (Fetch Metadata or
+// Origin, through net/http's CrossOriginProtection) and carries the CSRF
+// token of this browser's cookie for this user.
+func (h *Handler) checkCSRF(r *http.Request, user string) bool {
+	if h.cop.Check(r) != nil {
+		return false
+	}
+	want, ok := h.csrfFromCookie(r, user)
+	if !ok {
+		return false
+	}
+	got := r.PostForm.Get("csrf_token")
+	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+// safeReturn returns target if it is a same-host relative URL that is
+// safe to redirect to, and "/" otherwise. Refused: anything with a scheme
+// or host, protocol-relative forms (//host, /\host, and their encoded or
+// whitespace-smuggled variants), backslashes and control characters
+// anywhere, and the gate's own pages (which would loop).
+func safeReturn(target, prefix string) string {
+	if target == "" || target[0] != '/' || len(target) > 2048 {
+		return "/"
+	}
+	for i := 0; i < len(target); i++ {
+		if c := target[i]; c < 0x21 || c == 0x7f || c == '\\' {
+			return "/"
+		}
+	}
+	if strings.HasPrefix(target, "//") {
+		return "/"
+	}
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "/"
+	}
+	// The decoded path must not turn into //host or /\host either, nor
+	// carry characters that some browser or proxy would reinterpret.
+	if strings.HasPrefix(u.Path, "//") || strings.ContainsAny(u.Path, "\\\r\n\t") {
+		return "/"
+	}
+	if lower := strings.ToLower(u.Path); lower == prefix || strings.HasPrefix(lower, prefix+"/") {
+		return "/"
+	}
+	return target
+}

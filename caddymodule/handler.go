@@ -1,0 +1,401 @@
+// Package caddymodule is the Caddy side of caddy-2fa: the
+// http.handlers.two_factor handler, its Caddyfile directive and the way it
+// keeps stores open across config reloads.
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/gorilla/securecookie"
+	"go.uber.org/zap"
+
+	"github.com/caddy-2fa/caddy-2fa/challenge"
+	"github.com/caddy-2fa/caddy-2fa/keyring"
+	"github.com/caddy-2fa/caddy-2fa/sessions"
+	"github.com/caddy-2fa/caddy-2fa/templates"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the handler's options.
+const (
+	DefaultUser          = "{http.auth.user.id}"
+	DefaultRealm         = "default"
+	DefaultPathPrefix    = "/.2fa"
+	DefaultTitle         = "Two-factor authentication"
+	DefaultSessionTTL    = 12 * time.Hour
+	DefaultTrustDevice   = 30 * 24 * time.Hour
+	DefaultSkew          = 1
+	DefaultMaxFailures   = 5
+	DefaultFailureWindow = 5 * time.Minute
+	DefaultLockout       = 15 * time.Minute
+	DefaultRecoveryCodes = 10
+
+	// pendingEnrollmentTTL is how long a secret shown on the enrollment
+	// page can still be confirmed.
+	pendingEnrollmentTTL = 15 * time.Minute
+	// csrfTTL bounds how long a rendered form can be submitted.
+	csrfTTL = 12 * time.Hour
+	// maxSkew is the largest skew accepted: 3 steps (±90 s) is already
+	// more than RFC 6238 §5.2 recommends.
+	maxSkew = 3
+)
+
+// Handler is a second factor in front of whatever comes after it in the
+// route. A request passes only once the user has proved possession of an
+// authenticator (a TOTP code, a one-time recovery code, or a browser the
+// user chose to trust); until then browsers are sent (303) to the gate's
+// pages under path_prefix and other clients get 401 with a JSON body
+// {"error":"two_factor_required","challenge":"<url>"}.
+//
+// Who the user is comes from an earlier handler, through the `user`
+// placeholder (basic_auth's {http.auth.user.id} by default). A request with
+// no identity is refused with 403, never passed, unless `anonymous` is
+// "allow": a typo in the placeholder must not switch 2FA off.
+//
+// The gate's own cookies are removed from the request before it is handed
+// on, so the application never sees them. Handlers after this one can use:
+//
+// | Placeholder | Description |
+// |-------------|-------------|
+// | `{http.two_factor.user}` | the user the second factor was verified for |
+// | `{http.two_factor.method}` | how: `totp`, `recovery`, `trusted_device` (or `anonymous` for an unidentified request let through by `anonymous allow`) |
+//
+// A store error on the request path never lets a request through: the gate
+// answers 503 until the store works again.
+type Handler struct {
+	// User is the placeholder that gives the signed-in user's name,
+	// resolved on every request. Default: {http.auth.user.id}.
+	User string `json:"user,omitempty"`
+
+	// Anonymous says what happens to a request for which User resolves
+	// to nothing: "deny" (default; 403 and a warning in the log naming
+	// the placeholder) or "allow" (passed on unverified).
+	Anonymous string `json:"anonymous,omitempty"`
+
+	// Issuer is the name authenticator apps show next to the code.
+	// Default: the request's host.
+	Issuer string `json:"issuer,omitempty"`
+
+	// Realm namespaces users and sessions in the store, so that two
+	// gates with different realms share nothing. Default: "default".
+	Realm string `json:"realm,omitempty"`
+
+	// Secret (at least 32 bytes; placeholders such as {env.TWO_FACTOR_SECRET}
+	// or {file./run/secrets/2fa} are resolved once at load) is what the
+	// cookie keys and the encryption key of TOTP secrets at rest are
+	// derived from. Every instance that shares a store must have the same
+	// secret. Default with the file store: 48 random bytes generated once
+	// and kept in Caddy's data directory (two_factor/secret, mode 0600).
+	// Changing it signs everyone out and makes stored enrollments
+	// unreadable.
+	Secret string `json:"secret,omitempty"`
+
+	// Store is where enrollments and sessions are kept. Default: the
+	// embedded file store in Caddy's data directory.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// SessionTTL is the absolute lifetime of a verified 2FA session,
+	// however active it is. Default: 12h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// IdleTimeout ends a session that has not been used for this long.
+	// Default: 0 (no idle timeout). It is checked on the server; the
+	// session's last use is written at most about once a minute.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// TrustDevice is how long a browser stays trusted after the user
+	// ticks "remember this device"; a trusted browser skips the code
+	// prompt for that user only. Use never extends it. 0 disables the
+	// option. Default: 30d.
+	TrustDevice *caddy.Duration `json:"trust_device,omitempty"`
+
+	// Skew is how many 30-second time steps either side of the current
+	// one are accepted, for clocks that drift. Default: 1 (RFC 6238's
+	// recommendation); at most 3.
+	Skew *int `json:"skew,omitempty"`
+
+	// MaxAttempts limits failed codes per user. Default: 5 failures in
+	// 5m lock the user out for 15m.
+	MaxAttempts *AttemptLimit `json:"max_attempts,omitempty"`
+
+	// RecoveryCodes is how many one-time recovery codes are issued at
+	// enrollment. 0 disables recovery codes. Default: 10.
+	RecoveryCodes *int `json:"recovery_codes,omitempty"`
+
+	// OTPHeader, if set, lets API clients send a current TOTP code in
+	// this request header instead of going through the pages. A valid
+	// code passes the request and starts a session (its cookie is set on
+	// the response); each code is accepted once, and failures count
+	// towards MaxAttempts. Default: off.
+	OTPHeader string `json:"otp_header,omitempty"`
+
+	// PathPrefix is where the gate's pages live. Default: /.2fa.
+	PathPrefix string `json:"path_prefix,omitempty"`
+
+	// Templates is a directory whose files replace the embedded pages of
+	// the same name (enroll.html, challenge.html, layout.html, style.css
+	// and so on). Default: the embedded pages.
+	Templates string `json:"templates,omitempty"`
+
+	// Title is the product name shown on the gate's pages.
+	// Default: "Two-factor authentication".
+	Title string `json:"title,omitempty"`
+
+	store    sessions.Store
+	storeKey string
+	keys     *keyring.Keys
+	pages    *templates.Set
+	params   challenge.Params
+	limit    sessions.Limit
+	skew     int
+	trust    time.Duration
+	recovery int
+	cop      *http.CrossOriginProtection
+	logger   *zap.Logger
+
+	sessionCodec *securecookie.SecureCookie
+	deviceCodec  *securecookie.SecureCookie
+	csrfCodec    *securecookie.SecureCookie
+	cookieSuffix string
+}
+
+// AttemptLimit is a failure budget: Max failures within Window lock the
+// user out for Lockout.
+type AttemptLimit struct {
+	// Max is the number of failures that triggers a lockout. Default: 5.
+	Max int `json:"max,omitempty"`
+	// Window is how long failures are counted. Default: 5m.
+	Window caddy.Duration `json:"window,omitempty"`
+	// Lockout is how long a locked-out user must wait. Default: 15m.
+	Lockout caddy.Duration `json:"lockout,omitempty"`
+}
+
+// StoreConfig chooses and configures the store.
+type StoreConfig struct {
+	// Backend is "file" (default), the embedded bbolt database.
+	Backend string `json:"backend,omitempty"`
+	// Path of the file store's database. Default:
+	// <Caddy data dir>/two_factor/store.db.
+	Path string `json:"path,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.two_factor",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision fills in defaults, derives the keys, opens the store and loads
+// the pages.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.User == "" {
+		h.User = DefaultUser
+	}
+	if h.Anonymous == "" {
+		h.Anonymous = "deny"
+	}
+	if h.Realm == "" {
+		h.Realm = DefaultRealm
+	}
+	if h.PathPrefix == "" {
+		h.PathPrefix = DefaultPathPrefix
+	}
+	if h.Title == "" {
+		h.Title = DefaultTitle
+	}
+	if h.SessionTTL == 0 {
+		h.SessionTTL = caddy.Duration(DefaultSessionTTL)
+	}
+	h.trust = DefaultTrustDevice
+	if h.TrustDevice != nil {
+		h.trust = time.Duration(*h.TrustDevice)
+	}
+	h.skew = DefaultSkew
+	if h.Skew != nil {
+		h.skew = *h.Skew
+	}
+	h.recovery = DefaultRecoveryCodes
+	if h.RecoveryCodes != nil {
+		h.recovery = *h.RecoveryCodes
+	}
+	h.limit = sessions.Limit{Max: DefaultMaxFailures, Window: DefaultFailureWindow, Lockout: DefaultLockout}
+	if h.MaxAttempts != nil {
+		h.limit = sessions.Limit{Max: h.MaxAttempts.Max, Window: time.Duration(h.MaxAttempts.Window), Lockout: time.Duration(h.MaxAttempts.Lockout)}
+	}
+	if h.Store == nil {
+		h.Store = &StoreConfig{}
+	}
+	if h.Store.Backend == "" {
+		h.Store.Backend = "file"
+	}
+	h.params = challenge.DefaultParams()
+	if h.Realm != DefaultRealm {
+		h.cookieSuffix = "_" + cookieSafe(h.Realm)
+	}
+	if err := h.Validate(); err != nil {
+		return err
+	}
+
+	repl := caddy.NewReplacer()
+	secret := repl.ReplaceKnown(h.Secret, "")
+	var err error
+	switch {
+	case secret != "":
+		if len(secret) < keyring.MinSecretLen {
+			return fmt.Errorf("secret: must be at least %d bytes, got %d", keyring.MinSecretLen, len(secret))
+		}
+		h.keys, err = keyring.Derive([]byte(secret))
+	case h.Secret != "":
+		return fmt.Errorf("secret: %q resolved to an empty value", h.Secret)
+	default:
+		var raw []byte
+		raw, err = keyring.LoadOrCreateSecret(filepath.Join(caddy.AppDataDir(), "two_factor", "secret"))
+		if err == nil {
+			h.keys, err = keyring.Derive(raw)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("secret: %v", err)
+	}
+
+	h.sessionCodec = newCodec(h.keys.SessionMAC, time.Duration(h.SessionTTL))
+	h.deviceCodec = newCodec(h.keys.DeviceMAC, h.trust)
+	h.csrfCodec = newCodec(h.keys.CSRFMAC, csrfTTL)
+	h.cop = http.NewCrossOriginProtection()
+
+	if h.pages, err = templates.Load(h.Templates); err != nil {
+		return fmt.Errorf("templates: %v", err)
+	}
+
+	h.store, h.storeKey, err = openStore(h.Store, h.logger)
+	if err != nil {
+		return fmt.Errorf("store: %v", err)
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	switch h.Anonymous {
+	case "", "deny", "allow":
+	default:
+		return fmt.Errorf("anonymous: must be deny or allow, got %q", h.Anonymous)
+	}
+	if err := validatePathPrefix(h.PathPrefix); err != nil {
+		return fmt.Errorf("path_prefix: %v", err)
+	}
+	if h.SessionTTL < 0 {
+		return fmt.Errorf("session_ttl: must be positive, got %v", time.Duration(h.SessionTTL))
+	}
+	if h.IdleTimeout < 0 {
+		return fmt.Errorf("idle_timeout: must not be negative, got %v", time.Duration(h.IdleTimeout))
+	}
+	if h.TrustDevice != nil && *h.TrustDevice < 0 {
+		return fmt.Errorf("trust_device: must not be negative, got %v", time.Duration(*h.TrustDevice))
+	}
+	if h.Skew != nil && (*h.Skew < 0 || *h.Skew > maxSkew) {
+		return fmt.Errorf("skew: must be between 0 and %d steps, got %d", maxSkew, *h.Skew)
+	}
+	if m := h.MaxAttempts; m != nil && (m.Max < 1 || m.Window <= 0 || m.Lockout <= 0) {
+		return fmt.Errorf("max_attempts: need a count of at least 1 and positive window and lockout durations")
+	}
+	if h.RecoveryCodes != nil && (*h.RecoveryCodes < 0 || *h.RecoveryCodes > 100) {
+		return fmt.Errorf("recovery_codes: must be between 0 and 100, got %d", *h.RecoveryCodes)
+	}
+	if h.OTPHeader != "" && !validHeaderName(h.OTPHeader) {
+		return fmt.Errorf("otp_header: %q is not a valid header name", h.OTPHeader)
+	}
+	if h.Store != nil {
+		switch h.Store.Backend {
+		case "", "file":
+		default:
+			return fmt.Errorf("store: unknown backend %q (this build knows: file)", h.Store.Backend)
+		}
+	}
+	if strings.ContainsAny(h.Realm, "\x00\r\n") {
+		return fmt.Errorf("realm: %q contains control characters", h.Realm)
+	}
+	return nil
+}
+
+// Cleanup releases the store.
+func (h *Handler) Cleanup() error {
+	if h.storeKey != "" {
+		_, err := stores.Delete(h.storeKey)
+		return err
+	}
+	return nil
+}
+
+func newCodec(hashKey []byte, maxAge time.Duration) *securecookie.SecureCookie {
+	c := securecookie.New(hashKey, nil)
+	c.SetSerializer(securecookie.NopEncoder{})
+	c.MaxAge(int(maxAge / time.Second))
+	c.MaxLength(1024)
+	return c
+}
+
+func validatePathPrefix(p string) error {
+	if !strings.HasPrefix(p, "/") || len(p) < 2 {
+		return fmt.Errorf("must start with / and name a path, got %q", p)
+	}
+	if strings.HasSuffix(p, "/") {
+		return fmt.Errorf("must not end with /, got %q", p)
+	}
+	for _, r := range p {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune(`\?#%"<>`, r) {
+			return fmt.Errorf("contains a character not allowed in a plain path: %q", p)
+		}
+	}
+	if strings.Contains(p, "//") || strings.Contains(p, "/./") || strings.Contains(p, "/../") || strings.HasSuffix(p, "/..") || strings.HasSuffix(p, "/.") {
+		return fmt.Errorf("must be a clean path, got %q", p)
+	}
+	return nil
+}
+
+func validHeaderName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func cookieSafe(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%02x", c)
+		}
+	}
+	return b.String()
+}
+
+// errStore marks errors from the store, which are answered with 503.
+var errStore = errors.New("store unavailable")
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

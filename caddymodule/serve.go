@@ -1,0 +1,379 @@
+package caddymodule
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/caddy-2fa/caddy-2fa/challenge"
+	"github.com/caddy-2fa/caddy-2fa/sessions"
+)
+
+// now is the gate's clock; tests move it to cross time windows without
+// sleeping.
+var now = time.Now
+
+// Second-factor methods, as set in {http.two_factor.method} and stored
+// with sessions.
+const (
+	MethodTOTP          = "totp"
+	MethodRecovery      = "recovery"
+	MethodTrustedDevice = "trusted_device"
+	MethodAnonymous     = "anonymous"
+)
+
+// ServeHTTP gates the request: it passes it to next only when the user has
+// a verified 2FA session (or a trusted device, or a valid code in
+// otp_header); otherwise it answers itself.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	user := repl.ReplaceAll(h.User, "")
+	gatePage := r.URL.Path == h.PathPrefix || strings.HasPrefix(r.URL.Path, h.PathPrefix+"/")
+
+	if user == "" {
+		if h.Anonymous == "allow" && !gatePage {
+			h.stripGateCookies(r)
+			repl.Set("http.two_factor.user", "")
+			repl.Set("http.two_factor.method", MethodAnonymous)
+			return next.ServeHTTP(w, r)
+		}
+		if ce := h.logger.Check(zapcore.WarnLevel, "no user identity: refusing request (is the user placeholder right, and does an authentication handler run before two_factor?)"); ce != nil {
+			ce.Write(zap.String("placeholder", h.User), zap.String("client_ip", clientIP(r)), zap.String("uri", r.URL.Path))
+		}
+		return h.renderError(w, r, http.StatusForbidden, "no_identity")
+	}
+	if gatePage {
+		return h.serveGate(w, r, user)
+	}
+
+	t := now()
+	s, ok, err := h.verifiedSession(r, user, t)
+	if err != nil {
+		return h.unavailable(w, r, err)
+	}
+	if ok {
+		return h.pass(w, r, next, repl, user, s.Method)
+	}
+	if h.OTPHeader != "" && r.Header.Get(h.OTPHeader) != "" {
+		return h.serveOTPHeader(w, r, next, repl, user, t)
+	}
+	if h.trust > 0 {
+		ok, err := h.trustedDevice(w, r, user, t)
+		if err != nil {
+			return h.unavailable(w, r, err)
+		}
+		if ok {
+			return h.pass(w, r, next, repl, user, MethodTrustedDevice)
+		}
+	}
+	return h.requireSecondFactor(w, r, user)
+}
+
+// pass hands the request on with the placeholders set and the gate's
+// cookies removed.
+func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, user, method string) error {
+	h.stripGateCookies(r)
+	repl.Set("http.two_factor.user", user)
+	repl.Set("http.two_factor.method", method)
+	return next.ServeHTTP(w, r)
+}
+
+// verifiedSession returns the session of the browser's session cookie if
+// it is live and was verified for user. A missing, forged, expired or
+// other user's session is simply not a session; only a store failure is
+// an error.
+func (h *Handler) verifiedSession(r *http.Request, user string, t time.Time) (sessions.Session, bool, error) {
+	raw := h.readCookie(r, sessionCookie)
+	if raw == nil {
+		return sessions.Session{}, false, nil
+	}
+	id := string(raw)
+	s, err := h.store.Session(r.Context(), h.Realm, id)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return s, false, nil
+	}
+	if err != nil {
+		return s, false, err
+	}
+	if s.User != user || !t.Before(s.Expires) {
+		return s, false, nil
+	}
+	if idle := time.Duration(h.IdleTimeout); idle > 0 {
+		if t.Sub(s.LastSeen) > idle {
+			if err := h.store.DeleteSession(r.Context(), h.Realm, id); err != nil {
+				return s, false, err
+			}
+			return s, false, nil
+		}
+		// Record activity at most about once a minute (or a quarter of
+		// the idle timeout, if shorter), never on every request.
+		if t.Sub(s.LastSeen) > min(time.Minute, idle/4) {
+			if err := h.store.TouchSession(r.Context(), h.Realm, id, t); err != nil && !errors.Is(err, sessions.ErrNotFound) {
+				return s, false, err
+			}
+		}
+	}
+	return s, true, nil
+}
+
+// trustedDevice starts a session if the browser carries a trusted-device
+// cookie that the store still knows, for this user, unexpired.
+func (h *Handler) trustedDevice(w http.ResponseWriter, r *http.Request, user string, t time.Time) (bool, error) {
+	token := h.readCookie(r, deviceCookie)
+	if token == nil {
+		return false, nil
+	}
+	key := h.keys.DeviceKey(token)
+	d, err := h.store.Device(r.Context(), h.Realm, key)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if d.User != user || !t.Before(d.Expires) {
+		return false, nil
+	}
+	if err := h.store.TouchDevice(r.Context(), h.Realm, key, t); err != nil {
+		return false, err
+	}
+	if err := h.startSession(w, r, user, MethodTrustedDevice, t); err != nil {
+		return false, err
+	}
+	h.audit(r, "verify", user, MethodTrustedDevice, "success", "")
+	return true, nil
+}
+
+// serveOTPHeader checks a TOTP code sent by an API client in otp_header.
+func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, user string, t time.Time) error {
+	code := r.Header.Get(h.OTPHeader)
+	r.Header.Del(h.OTPHeader) // never forward a code to the application
+	ctx := r.Context()
+	e, err := h.store.Enrollment(ctx, h.Realm, user)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return h.requireSecondFactor(w, r, user)
+	}
+	if err != nil {
+		return h.unavailable(w, r, err)
+	}
+	a, err := h.store.Attempts(ctx, h.Realm, user, t)
+	if err != nil {
+		return h.unavailable(w, r, err)
+	}
+	if a.Locked(t) {
+		return h.lockedJSON(w, a, t)
+	}
+	ok, reason, err := h.checkTOTP(r, user, e, code, t)
+	if err != nil {
+		return h.unavailable(w, r, err)
+	}
+	if !ok {
+		h.audit(r, "verify", user, MethodTOTP, "failure", reason)
+		a, err := h.store.AddFailure(ctx, h.Realm, user, t, h.limit)
+		if err != nil {
+			return h.unavailable(w, r, err)
+		}
+		if a.Locked(t) {
+			h.audit(r, "lockout", user, MethodTOTP, "locked", "")
+			return h.lockedJSON(w, a, t)
+		}
+		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "two_factor_invalid", "challenge": h.challengeURL(r, user)})
+	}
+	if err := h.succeeded(w, r, user, MethodTOTP, t); err != nil {
+		return h.unavailable(w, r, err)
+	}
+	return h.pass(w, r, next, repl, user, MethodTOTP)
+}
+
+// checkTOTP verifies code against the enrollment and claims its time step,
+// so that a code is accepted at most once per user on every instance. The
+// reason names why a code was refused (for the log and the page).
+func (h *Handler) checkTOTP(r *http.Request, user string, e sessions.Enrollment, code string, t time.Time) (ok bool, reason string, err error) {
+	p := enrollmentParams(e)
+	kind, digits := challenge.Classify(code, p)
+	if kind != challenge.KindTOTP {
+		return false, "bad_format", nil
+	}
+	secret, err := h.keys.Open(h.Realm, user, e.SealedSecret)
+	if err != nil {
+		return false, "", errors.New("cannot decrypt the enrollment: was the secret changed?")
+	}
+	step, ok := challenge.VerifyTOTP(secret, digits, t, h.skew, p)
+	clear(secret)
+	if !ok {
+		return false, "wrong_code", nil
+	}
+	return h.claimStep(r, user, step, p)
+}
+
+func (h *Handler) claimStep(r *http.Request, user string, step int64, p challenge.Params) (bool, string, error) {
+	// Keep the claim while the step could still verify: until the end of
+	// step+skew, plus one step of margin.
+	until := time.Unix((step+int64(h.skew)+2)*int64(p.Period), 0)
+	accepted, err := h.store.AcceptStep(r.Context(), h.Realm, user, step, until)
+	if err != nil {
+		return false, "", err
+	}
+	if !accepted {
+		return false, "used_code", nil
+	}
+	return true, "", nil
+}
+
+func enrollmentParams(e sessions.Enrollment) challenge.Params {
+	p := challenge.Params{Algorithm: e.Algorithm, Digits: e.Digits, Period: e.Period}
+	if p.Validate() != nil {
+		return challenge.DefaultParams()
+	}
+	return p
+}
+
+// succeeded clears the user's failures and starts a fresh session.
+func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method string, t time.Time) error {
+	if err := h.store.ClearFailures(r.Context(), h.Realm, user); err != nil {
+		return err
+	}
+	if err := h.startSession(w, r, user, method, t); err != nil {
+		return err
+	}
+	h.audit(r, "verify", user, method, "success", "")
+	return nil
+}
+
+// startSession creates a verified session with a new random ID (never one
+// the browser brought: no fixation), drops the browser's previous session,
+// and sets the cookie.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, method string, t time.Time) error {
+	if old := h.readCookie(r, sessionCookie); old != nil {
+		if err := h.store.DeleteSession(r.Context(), h.Realm, string(old)); err != nil {
+			return err
+		}
+	}
+	ttl := time.Duration(h.SessionTTL)
+	id := rand.Text()
+	s := sessions.Session{
+		User:      user,
+		Method:    method,
+		Created:   t,
+		Expires:   t.Add(ttl),
+		LastSeen:  t,
+		ClientIP:  clientIP(r),
+		UserAgent: truncate(r.UserAgent(), 256),
+	}
+	if err := h.store.PutSession(r.Context(), h.Realm, id, s); err != nil {
+		return err
+	}
+	return h.setCookie(w, r, sessionCookie, []byte(id), ttl)
+}
+
+// requireSecondFactor sends a browser to the right gate page and tells any
+// other client, in JSON, where that page is.
+func (h *Handler) requireSecondFactor(w http.ResponseWriter, r *http.Request, user string) error {
+	_, err := h.store.Enrollment(r.Context(), h.Realm, user)
+	page := "/challenge"
+	if errors.Is(err, sessions.ErrNotFound) {
+		page = "/enroll"
+	} else if err != nil {
+		return h.unavailable(w, r, err)
+	}
+	target := h.pageURL(page, safeReturn(r.URL.RequestURI(), h.PathPrefix))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Add("Vary", "Accept")
+	if wantsHTML(r) {
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return nil
+	}
+	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "two_factor_required", "challenge": target})
+}
+
+func (h *Handler) challengeURL(r *http.Request, user string) string {
+	return h.pageURL("/challenge", safeReturn(r.URL.RequestURI(), h.PathPrefix))
+}
+
+// pageURL is the URL of a gate page that returns to rd afterwards.
+func (h *Handler) pageURL(page, rd string) string {
+	if rd == "" || rd == "/" {
+		return h.PathPrefix + page
+	}
+	return h.PathPrefix + page + "?rd=" + url.QueryEscape(rd)
+}
+
+// unavailable answers a store failure: 503, never a pass.
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, err error) error {
+	h.logger.Error("two-factor store unavailable: refusing request", zap.String("realm", h.Realm), zap.String("client_ip", clientIP(r)), zap.Error(err))
+	w.Header().Set("Retry-After", "5")
+	if !wantsHTML(r) {
+		w.Header().Set("Cache-Control", "no-store")
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "two_factor_unavailable"})
+	}
+	return h.renderError(w, r, http.StatusServiceUnavailable, "unavailable")
+}
+
+func (h *Handler) lockedJSON(w http.ResponseWriter, a sessions.Attempts, t time.Time) error {
+	secs := int(a.LockedUntil.Sub(t).Seconds()) + 1
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusTooManyRequests, map[string]any{"error": "two_factor_locked", "retry_after": secs})
+}
+
+// audit logs a security event. It never logs codes, secrets or cookies.
+func (h *Handler) audit(r *http.Request, event, user, method, result, reason string) {
+	fields := []zap.Field{
+		zap.String("event", event),
+		zap.String("realm", h.Realm),
+		zap.String("user", user),
+		zap.String("client_ip", clientIP(r)),
+		zap.String("method", method),
+		zap.String("result", result),
+	}
+	if reason != "" {
+		fields = append(fields, zap.String("reason", reason))
+	}
+	level := zapcore.InfoLevel
+	if result != "success" {
+		level = zapcore.WarnLevel
+	}
+	if ce := h.logger.Check(level, "two-factor "+event); ce != nil {
+		ce.Write(fields...)
+	}
+}
+
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
