@@ -1,0 +1,199 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The Lua scripts behind the atomic operations. Each script touches only
+// the keys it is given in KEYS, and all of them are in one cluster slot
+// (a user's keys share a hash tag; the other scripts take one key), so
+// every script runs on one node, atomically. Scripts never read the
+// server's clock: times come from the caller as "seconds nanoseconds"
+// pairs (exact in Lua's doubles) and TTLs as milliseconds computed by the
+// caller, so a gate's clock, not the server's, decides what has expired.
+//
+// Writes in a script are not rolled back if a later command fails, so
+// each script does its checks before its first write.
+
+// luaTime holds the helpers the time-aware scripts share.
+const luaTime = `
+local function before(as, an, bs, bn)
+	return as < bs or (as == bs and an < bn)
+end
+local function add(s, n, ds, dn)
+	s = s + ds
+	n = n + dn
+	if n >= 1e9 then
+		s = s + 1
+		n = n - 1e9
+	end
+	return s, n
+end
+`
+
+// acceptStepScript: KEYS[1] = step record ("step sec nsec").
+// ARGV: step, expires sec, expires nsec, now sec, now nsec, TTL in ms.
+// Stores step if it is greater than the recorded step or that record has
+// expired at now; returns 1 if it did, 0 if not. A TTL <= 0 (the new
+// record has already expired) deletes the record instead.
+var acceptStepScript = redis.NewScript(luaTime + `
+local v = redis.call('GET', KEYS[1])
+if v then
+	local last, es, en = string.match(v, '^(%-?%d+) (%-?%d+) (%d+)$')
+	if not last then
+		return redis.error_reply('ERR malformed step record')
+	end
+	local live = before(tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(es), tonumber(en))
+	if live and tonumber(ARGV[1]) <= tonumber(last) then
+		return 0
+	end
+end
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then
+	redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3], 'PX', ttl)
+else
+	redis.call('DEL', KEYS[1])
+end
+return 1
+`)
+
+// addFailureScript: KEYS[1] = failure counter
+// ("failures windowEndsSec windowEndsNsec lockedUntilSec lockedUntilNsec").
+// ARGV: now sec, now nsec, max, window sec, window nsec, lockout sec,
+// lockout nsec, zero time sec.
+// Counts one failure at now and returns the new record. A counter whose
+// window and lockout are both over starts again at 1; reaching max (if
+// positive) outside a lockout starts one; failures during a lockout are
+// counted but do not extend it. The key expires when both the window and
+// the lockout are over (deleted at once if that is not after now).
+var addFailureScript = redis.NewScript(luaTime + `
+local ns, nn = tonumber(ARGV[1]), tonumber(ARGV[2])
+local zero = tonumber(ARGV[8])
+local f, ws, wn, ls, ln = 0, zero, 0, zero, 0
+local v = redis.call('GET', KEYS[1])
+if v then
+	local a, b, c, d, e = string.match(v, '^(%d+) (%-?%d+) (%d+) (%-?%d+) (%d+)$')
+	if not a then
+		return redis.error_reply('ERR malformed failure counter')
+	end
+	f, ws, wn, ls, ln = tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e)
+	if not before(ns, nn, ws, wn) and not before(ns, nn, ls, ln) then
+		f, ws, wn, ls, ln = 0, zero, 0, zero, 0
+	end
+end
+if f == 0 then
+	ws, wn = add(ns, nn, tonumber(ARGV[4]), tonumber(ARGV[5]))
+end
+f = f + 1
+local max = tonumber(ARGV[3])
+if max > 0 and f >= max and not before(ns, nn, ls, ln) then
+	ls, ln = add(ns, nn, tonumber(ARGV[6]), tonumber(ARGV[7]))
+end
+local es, en = ws, wn
+if before(es, en, ls, ln) then
+	es, en = ls, ln
+end
+local rec = string.format('%d %d %d %d %d', f, ws, wn, ls, ln)
+local ttl = math.ceil((es - ns) * 1000 + (en - nn) / 1e6)
+if ttl > 0 then
+	redis.call('SET', KEYS[1], rec, 'PX', ttl)
+else
+	redis.call('DEL', KEYS[1])
+end
+return rec
+`)
+
+// luaSAdd adds ARGV[from..] to the set KEYS[key] in batches (unpack of a
+// very long list would overflow Lua's stack).
+const luaSAdd = `
+local function sadd(key, from)
+	for i = from, #ARGV, 1000 do
+		redis.call('SADD', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+	end
+end
+`
+
+// enrollScript: KEYS = enrollment, recovery codes, pending enrollment.
+// ARGV[1] = enrollment, ARGV[2..] = recovery code hashes.
+// Creates the enrollment only if there is none (returns 0 then), with its
+// recovery codes, and deletes the pending enrollment; returns 1.
+var enrollScript = redis.NewScript(luaSAdd + `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+sadd(KEYS[2], 2)
+return 1
+`)
+
+// setRecoveryScript: KEYS = enrollment, recovery codes. ARGV = hashes.
+// Replaces the recovery codes if the enrollment exists (returns 1), else
+// returns 0.
+var setRecoveryScript = redis.NewScript(luaSAdd + `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+	return 0
+end
+redis.call('DEL', KEYS[2])
+sadd(KEYS[2], 1)
+return 1
+`)
+
+// useRecoveryScript: KEYS[1] = recovery codes. ARGV[1] = hash.
+// Removes the hash and returns how many remain, or -1 if it was not there.
+var useRecoveryScript = redis.NewScript(`
+if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then
+	return redis.call('SCARD', KEYS[1])
+end
+return -1
+`)
+
+// getEnrollmentScript: KEYS = enrollment, recovery codes.
+// Returns {enrollment, number of recovery codes}, or nil.
+var getEnrollmentScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+	return false
+end
+return {v, redis.call('SCARD', KEYS[2])}
+`)
+
+// indexAddScript: KEYS[1] = a user's session or device index (a sorted
+// set of IDs scored by expiry in Unix seconds, rounded up).
+// ARGV: id, its score, now (Unix seconds, rounded down), now (Unix ms).
+// Drops the entries that expired before now, adds id, and sets the
+// index's TTL to its latest expiry.
+var indexAddScript = redis.NewScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local ttl = tonumber(top[2]) * 1000 - tonumber(ARGV[4])
+if ttl > 0 then
+	redis.call('PEXPIRE', KEYS[1], ttl)
+else
+	redis.call('DEL', KEYS[1])
+end
+return 1
+`)
+
+// deleteOwnedScript: KEYS[1] = a session or device. ARGV[1] = the owner
+// prefix of the expected user's records.
+// Deletes the record if it belongs to that user and returns it, else
+// returns nil.
+var deleteOwnedScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then
+	redis.call('DEL', KEYS[1])
+	return v
+end
+return false
+`)
+
+// swapScript: KEYS[1] = a record. ARGV = old value, new value.
+// Replaces the value, keeping the TTL, if it is still the old one
+// (returns 1), else returns 0.
+var swapScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+	redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+	return 1
+end
+return 0
+`)

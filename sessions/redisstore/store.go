@@ -1,0 +1,948 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/caddy-2fa/caddy-2fa/sessions"
+)
+
+var _ sessions.Store = (*Store)(nil)
+
+// DefaultTimeout is the deadline New applies to every call when
+// Options.Timeout is zero.
+const DefaultTimeout = 2 * time.Second
+
+// maxStep bounds the TOTP steps AcceptStep takes: the script compares
+// steps as Lua numbers (doubles), which are exact up to 2^53. Real steps
+// (Unix time / period) are far below.
+const maxStep = 1 << 53
+
+// Options configures a Store.
+type Options struct {
+	// KeyPrefix starts every key the store writes. Empty means
+	// DefaultKeyPrefix ("caddy2fa"). Braces are percent-encoded (they
+	// would form a cluster hash tag). Stores with different prefixes
+	// share a server without seeing each other's records, as long as no
+	// prefix is another one followed by ':'.
+	KeyPrefix string
+	// Timeout is the deadline applied to every call, on top of the
+	// caller's context (whose deadline wins if it is sooner). Zero means
+	// DefaultTimeout. For the deadline to also bound a read from a server
+	// that stopped answering, the client must have ContextTimeoutEnabled
+	// (Config.UniversalOptions sets it); otherwise the client's
+	// ReadTimeout applies.
+	Timeout time.Duration
+	// Now returns the current time, for expiry checks on read and for the
+	// TTLs of the keys written. Nil means time.Now. AddFailure and
+	// Attempts use the time they are given instead.
+	Now func() time.Time
+}
+
+// Store is a sessions.Store kept in Redis, shared by any number of gate
+// instances. It is safe for concurrent use. It does not own its client:
+// it has no Close, and the caller closes the client when done (after
+// which every method returns an error).
+type Store struct {
+	rdb     redis.UniversalClient
+	keys    keys
+	timeout time.Duration
+	now     func() time.Time
+}
+
+// New returns a store that keeps its records in Redis through client,
+// which may be a standalone, Sentinel (failover) or Cluster client. New
+// does not contact the server; use Ping and EvictionPolicy at start-up.
+// The server must be Redis 6.2 or later (GETDEL, SET … GET).
+func New(client redis.UniversalClient, opts Options) *Store {
+	s := &Store{
+		rdb:     client,
+		keys:    keys{prefix: escapePrefix(opts.KeyPrefix)},
+		timeout: opts.Timeout,
+		now:     opts.Now,
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// storeError is an error of this package; its message starts with
+// "redisstore: " and names the operation.
+type storeError struct {
+	op  string
+	err error
+}
+
+func (e *storeError) Error() string { return "redisstore: " + e.op + ": " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// fail marks err as a failure of op. It leaves alone nil and the sessions
+// sentinels. redis.Nil reaching fail is a failure too: only the call
+// sites that expect an absent key turn it into sessions.ErrNotFound.
+func fail(op string, err error) error {
+	switch {
+	case err == nil,
+		errors.Is(err, sessions.ErrNotFound),
+		errors.Is(err, sessions.ErrExists):
+		return err
+	}
+	var se *storeError
+	if errors.As(err, &se) {
+		return err
+	}
+	return &storeError{op: op, err: err}
+}
+
+// emptyName is the error of a write with an empty name.
+func emptyName(op, what string) error {
+	return &storeError{op: op, err: fmt.Errorf("empty %s", what)}
+}
+
+// isNil reports whether err means that the key (or script result) is
+// absent.
+func isNil(err error) bool { return errors.Is(err, redis.Nil) }
+
+// call returns ctx with the store's deadline.
+func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// maxTTLMillis is the longest TTL the store sets, about 292 years (the
+// longest time.Duration).
+const maxTTLMillis = int64(math.MaxInt64 / int64(time.Millisecond))
+
+// ttlMillis is the TTL in milliseconds that makes a key written at now
+// expire at exp (rounded up, so the key never goes before the record
+// reads as expired, and at most maxTTLMillis); 0 if exp is not after now.
+func ttlMillis(exp, now time.Time) int64 {
+	d := exp.Sub(now) // saturates instead of overflowing
+	if d <= 0 {
+		return 0
+	}
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond != 0 {
+		ms++
+	}
+	return min(ms, maxTTLMillis)
+}
+
+// ttl is ttlMillis as a Duration.
+func ttl(exp, now time.Time) time.Duration {
+	return time.Duration(ttlMillis(exp, now)) * time.Millisecond
+}
+
+// scoreSeconds is exp in Unix seconds rounded up: the index score of a
+// record that expires at exp.
+func scoreSeconds(exp time.Time) int64 {
+	sec := exp.Unix()
+	if exp.Nanosecond() != 0 {
+		sec++
+	}
+	return sec
+}
+
+// Ping reports whether the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	return fail("ping", s.rdb.Ping(ctx).Err())
+}
+
+// EvictionPolicy returns the server's maxmemory-policy, and whether it is
+// risky: an allkeys-* policy lets Redis evict enrollments and recovery
+// codes (which have no TTL) when memory runs out; the safe choices are
+// noeviction and the volatile-* policies. Managed services often disable
+// CONFIG; then policy is "" and err says why, and callers just log it.
+func (s *Store) EvictionPolicy(ctx context.Context) (policy string, risky bool, err error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	m, err := s.rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err != nil {
+		return "", false, fail("reading maxmemory-policy", err)
+	}
+	policy, ok := m["maxmemory-policy"]
+	if !ok {
+		return "", false, fail("reading maxmemory-policy", errors.New("not in the CONFIG GET reply"))
+	}
+	return policy, strings.HasPrefix(policy, "allkeys-"), nil
+}
+
+// Enrollment returns the user's confirmed enrollment with the number of
+// unused recovery codes, or sessions.ErrNotFound.
+func (s *Store) Enrollment(ctx context.Context, realm, user string) (sessions.Enrollment, error) {
+	const op = "reading enrollment"
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	res, err := getEnrollmentScript.Run(ctx, s.rdb, []string{
+		s.keys.user(realm, user, sufEnrollment),
+		s.keys.user(realm, user, sufRecovery),
+	}).Slice()
+	if isNil(err) {
+		return sessions.Enrollment{}, sessions.ErrNotFound
+	}
+	if err != nil {
+		return sessions.Enrollment{}, fail(op, err)
+	}
+	v, ok1 := res[0].(string)
+	n, ok2 := res[1].(int64)
+	if len(res) != 2 || !ok1 || !ok2 {
+		return sessions.Enrollment{}, fail(op, errors.New("unexpected script reply"))
+	}
+	var e sessions.Enrollment
+	if err := json.Unmarshal([]byte(v), &e); err != nil {
+		return sessions.Enrollment{}, fail(op, fmt.Errorf("%w: %v", errCorrupt, err))
+	}
+	e.RecoveryCodes = int(n)
+	return e, nil
+}
+
+// hashArgs turns recovery code hashes into script arguments.
+func hashArgs(first any, hashes []string) []any {
+	args := make([]any, 0, len(hashes)+1)
+	if first != nil {
+		args = append(args, first)
+	}
+	for _, h := range hashes {
+		args = append(args, h)
+	}
+	return args
+}
+
+// Enroll saves a confirmed enrollment and its recovery code hashes
+// atomically if the user has none (else sessions.ErrExists), and deletes
+// the pending enrollment. Duplicate hashes are stored once.
+func (s *Store) Enroll(ctx context.Context, realm, user string, e sessions.Enrollment, recoveryHashes []string) error {
+	const op = "enrolling"
+	switch {
+	case realm == "":
+		return emptyName(op, "realm")
+	case user == "":
+		return emptyName(op, "user")
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fail(op, err)
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := enrollScript.Run(ctx, s.rdb, []string{
+		s.keys.user(realm, user, sufEnrollment),
+		s.keys.user(realm, user, sufRecovery),
+		s.keys.user(realm, user, sufPending),
+	}, hashArgs(v, recoveryHashes)...).Int()
+	if err != nil {
+		return fail(op, err)
+	}
+	if n == 0 {
+		return sessions.ErrExists
+	}
+	return nil
+}
+
+// SetRecoveryCodes replaces the user's recovery code hashes atomically, or
+// returns sessions.ErrNotFound if the user is not enrolled.
+func (s *Store) SetRecoveryCodes(ctx context.Context, realm, user string, recoveryHashes []string) error {
+	const op = "setting recovery codes"
+	switch {
+	case realm == "":
+		return emptyName(op, "realm")
+	case user == "":
+		return emptyName(op, "user")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := setRecoveryScript.Run(ctx, s.rdb, []string{
+		s.keys.user(realm, user, sufEnrollment),
+		s.keys.user(realm, user, sufRecovery),
+	}, hashArgs(nil, recoveryHashes)...).Int()
+	if err != nil {
+		return fail(op, err)
+	}
+	if n == 0 {
+		return sessions.ErrNotFound
+	}
+	return nil
+}
+
+// UseRecoveryCode removes one recovery code hash atomically (SREM) and
+// returns how many remain, or sessions.ErrNotFound if the hash is not one
+// of the user's unused codes. The hashes are keyed hashes, so the set
+// lookup, which is not constant-time, reveals nothing about a code.
+func (s *Store) UseRecoveryCode(ctx context.Context, realm, user, hash string) (int, error) {
+	if realm == "" {
+		return 0, emptyName("using recovery code", "realm")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := useRecoveryScript.Run(ctx, s.rdb, []string{s.keys.user(realm, user, sufRecovery)}, hash).Int()
+	if err != nil {
+		return 0, fail("using recovery code", err)
+	}
+	if n < 0 {
+		return 0, sessions.ErrNotFound
+	}
+	return n, nil
+}
+
+// AcceptStep records step as the user's last accepted TOTP step,
+// atomically, if it is greater than the recorded one or that record has
+// expired; it reports whether it did. Steps beyond ±2^53 are refused with
+// an error.
+func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, expires time.Time) (bool, error) {
+	const op = "accepting TOTP step"
+	switch {
+	case realm == "":
+		return false, emptyName(op, "realm")
+	case user == "":
+		return false, emptyName(op, "user")
+	case step > maxStep || step < -maxStep:
+		return false, fail(op, fmt.Errorf("step %d out of range", step))
+	}
+	now := s.now()
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := acceptStepScript.Run(ctx, s.rdb, []string{s.keys.user(realm, user, sufStep)},
+		step, expires.Unix(), expires.Nanosecond(), now.Unix(), now.Nanosecond(), ttlMillis(expires, now)).Int()
+	if err != nil {
+		return false, fail(op, err)
+	}
+	return n == 1, nil
+}
+
+// ResetUser forgets everything about the user. The enrollment, recovery
+// codes, last step, pending enrollment and the user's own failure counter
+// go first, in one command; then the user's sessions and trusted devices,
+// one by one (they are in other cluster slots). If it fails half-way, a
+// retry finishes the job.
+func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
+	const op = "resetting user"
+	switch {
+	case realm == "":
+		return emptyName(op, "realm")
+	case user == "":
+		return emptyName(op, "user")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	err := s.rdb.Del(ctx,
+		s.keys.user(realm, user, sufEnrollment),
+		s.keys.user(realm, user, sufRecovery),
+		s.keys.user(realm, user, sufStep),
+		s.keys.user(realm, user, sufPending),
+		s.keys.user(realm, user, sufFailures),
+	).Err()
+	if err != nil {
+		return fail(op, err)
+	}
+	if _, err := s.deleteOwned(ctx, kindSession, realm, user, nil); err != nil {
+		return fail(op, err)
+	}
+	if _, err := s.deleteOwned(ctx, kindDevice, realm, user, nil); err != nil {
+		return fail(op, err)
+	}
+	return nil
+}
+
+// PutPendingEnrollment saves or replaces the user's unconfirmed enrollment
+// until p.Expires (one that has already expired deletes it).
+func (s *Store) PutPendingEnrollment(ctx context.Context, realm, user string, p sessions.PendingEnrollment) error {
+	const op = "saving pending enrollment"
+	switch {
+	case realm == "":
+		return emptyName(op, "realm")
+	case user == "":
+		return emptyName(op, "user")
+	}
+	v, err := json.Marshal(p)
+	if err != nil {
+		return fail(op, err)
+	}
+	key := s.keys.user(realm, user, sufPending)
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if d := ttl(p.Expires, s.now()); d > 0 {
+		err = s.rdb.Set(ctx, key, v, d).Err()
+	} else {
+		err = s.rdb.Del(ctx, key).Err()
+	}
+	return fail(op, err)
+}
+
+// PendingEnrollment returns the user's unexpired unconfirmed enrollment,
+// or sessions.ErrNotFound.
+func (s *Store) PendingEnrollment(ctx context.Context, realm, user string) (sessions.PendingEnrollment, error) {
+	const op = "reading pending enrollment"
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.rdb.Get(ctx, s.keys.user(realm, user, sufPending)).Bytes()
+	if isNil(err) {
+		return sessions.PendingEnrollment{}, sessions.ErrNotFound
+	}
+	if err != nil {
+		return sessions.PendingEnrollment{}, fail(op, err)
+	}
+	var p sessions.PendingEnrollment
+	if err := json.Unmarshal(v, &p); err != nil {
+		return sessions.PendingEnrollment{}, fail(op, fmt.Errorf("%w: %v", errCorrupt, err))
+	}
+	if !s.now().Before(p.Expires) {
+		return sessions.PendingEnrollment{}, sessions.ErrNotFound
+	}
+	return p, nil
+}
+
+// current returns the counter state a stored record has at now: zero once
+// both its window and its lockout are over.
+func current(a sessions.Attempts, now time.Time) sessions.Attempts {
+	if !now.Before(a.WindowEnds) && !a.Locked(now) {
+		return sessions.Attempts{}
+	}
+	return a
+}
+
+// AddFailure counts one failure for key at now, atomically, and returns
+// the new state. A counter whose window and lockout are over starts again
+// at one. The lockout starts when the count reaches limit.Max (if
+// positive) outside a lockout, and is not extended by failures counted
+// during it. The key's TTL runs from now to the later of the window's end
+// and the lockout's end.
+func (s *Store) AddFailure(ctx context.Context, realm, key string, now time.Time, limit sessions.Limit) (sessions.Attempts, error) {
+	const op = "counting failure"
+	switch {
+	case realm == "":
+		return sessions.Attempts{}, emptyName(op, "realm")
+	case key == "":
+		return sessions.Attempts{}, emptyName(op, "key")
+	}
+	w := strings.Fields(durationFields(limit.Window))
+	l := strings.Fields(durationFields(limit.Lockout))
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := addFailureScript.Run(ctx, s.rdb, []string{s.keys.user(realm, key, sufFailures)},
+		now.Unix(), now.Nanosecond(), limit.Max, w[0], w[1], l[0], l[1], zeroUnix).Text()
+	if err != nil {
+		return sessions.Attempts{}, fail(op, err)
+	}
+	a, err := decodeAttempts(v)
+	if err != nil {
+		return sessions.Attempts{}, fail(op, err)
+	}
+	return a, nil
+}
+
+// Attempts returns key's counter at now (zero if none, or if its window
+// and lockout are over).
+func (s *Store) Attempts(ctx context.Context, realm, key string, now time.Time) (sessions.Attempts, error) {
+	const op = "reading failures"
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.rdb.Get(ctx, s.keys.user(realm, key, sufFailures)).Result()
+	if isNil(err) {
+		return sessions.Attempts{}, nil
+	}
+	if err != nil {
+		return sessions.Attempts{}, fail(op, err)
+	}
+	a, err := decodeAttempts(v)
+	if err != nil {
+		return sessions.Attempts{}, fail(op, err)
+	}
+	return current(a, now), nil
+}
+
+// ClearFailures removes key's counter and lockout.
+func (s *Store) ClearFailures(ctx context.Context, realm, key string) error {
+	if realm == "" {
+		return emptyName("clearing failures", "realm")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	return fail("clearing failures", s.rdb.Del(ctx, s.keys.user(realm, key, sufFailures)).Err())
+}
+
+// PutToken saves or replaces a one-time value under kind/id until expires
+// (one that has already expired deletes it). Empty kind and id are
+// allowed.
+func (s *Store) PutToken(ctx context.Context, realm, kind, id string, value []byte, expires time.Time) error {
+	const op = "saving token"
+	if realm == "" {
+		return emptyName(op, "realm")
+	}
+	key := s.keys.token(realm, kind, id)
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	var err error
+	if d := ttl(expires, s.now()); d > 0 {
+		err = s.rdb.Set(ctx, key, encodeToken(value, expires), d).Err()
+	} else {
+		err = s.rdb.Del(ctx, key).Err()
+	}
+	return fail(op, err)
+}
+
+// ConsumeToken returns the value under kind/id and deletes it atomically
+// (GETDEL), or returns sessions.ErrNotFound if it is absent or expired.
+func (s *Store) ConsumeToken(ctx context.Context, realm, kind, id string) ([]byte, error) {
+	const op = "consuming token"
+	if realm == "" {
+		return nil, emptyName(op, "realm")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.rdb.GetDel(ctx, s.keys.token(realm, kind, id)).Bytes()
+	if isNil(err) {
+		return nil, sessions.ErrNotFound
+	}
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	value, expires, err := decodeToken(v)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if !s.now().Before(expires) {
+		return nil, sessions.ErrNotFound
+	}
+	return value, nil
+}
+
+// kind describes sessions or trusted devices: records found by ID, each
+// owned by a user who has an index of them.
+type kind struct {
+	tag    string // key tag of the records
+	index  string // suffix of the per-user index key
+	format byte   // first byte of the records
+	name   string // for error messages
+}
+
+var (
+	kindSession = kind{tagSession, sufSessions, fmtSession, "session"}
+	kindDevice  = kind{tagDevice, sufDevices, fmtDevice, "trusted device"}
+)
+
+// owner returns the user a session or device value belongs to, and its
+// expiry.
+func (k kind) owner(v []byte) (user string, expires time.Time, err error) {
+	if k.format == fmtSession {
+		s, err := decodeSession(v)
+		return s.User, s.Expires, err
+	}
+	d, err := decodeDevice(v)
+	return d.User, d.Expires, err
+}
+
+// put saves the encoded record v of user under id until expires, and keeps
+// the per-user indexes right:
+//
+//  1. the ID is added to the new owner's index first, so that a record
+//     can never exist without being in its owner's index (a failure later
+//     only leaves an index entry that points at nothing, which is
+//     harmless and drops out when its score passes);
+//  2. the record is written with SET … GET, which returns the value it
+//     replaced in the same command;
+//  3. if that value belonged to another user, the ID is removed from that
+//     user's index.
+//
+// A record that has already expired is deleted instead (with its entry in
+// its owner's index).
+func (s *Store) put(ctx context.Context, k kind, realm, id, user string, v []byte, expires time.Time) error {
+	op := "saving " + k.name
+	switch {
+	case realm == "":
+		return emptyName(op, "realm")
+	case id == "":
+		return emptyName(op, "id")
+	case user == "":
+		return emptyName(op, "user")
+	}
+	now := s.now()
+	key := s.keys.byID(realm, k.tag, id)
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	d := ttl(expires, now)
+	if d <= 0 {
+		return fail(op, s.delete(ctx, k, realm, id))
+	}
+	err := indexAddScript.Run(ctx, s.rdb, []string{s.keys.user(realm, user, k.index)},
+		id, scoreSeconds(expires), now.Unix(), now.UnixMilli()).Err()
+	if err != nil {
+		return fail(op, err)
+	}
+	old, err := s.rdb.SetArgs(ctx, key, v, redis.SetArgs{TTL: d, Get: true}).Bytes()
+	if isNil(err) {
+		return nil
+	}
+	if err != nil {
+		return fail(op, err)
+	}
+	if prev, _, err := k.owner(old); err == nil && prev != user {
+		err = s.rdb.ZRem(ctx, s.keys.user(realm, prev, k.index), id).Err()
+		if err != nil {
+			return fail(op, err)
+		}
+	}
+	return nil
+}
+
+// delete removes the record under id (GETDEL) and its owner's index entry.
+func (s *Store) delete(ctx context.Context, k kind, realm, id string) error {
+	old, err := s.rdb.GetDel(ctx, s.keys.byID(realm, k.tag, id)).Bytes()
+	if isNil(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if user, _, err := k.owner(old); err == nil {
+		return s.rdb.ZRem(ctx, s.keys.user(realm, user, k.index), id).Err()
+	}
+	return nil
+}
+
+// touch rewrites the record under id with modify applied, keeping its TTL,
+// if it is live; sessions.ErrNotFound if not. It reads the record, then
+// swaps in the new value only if the stored one has not changed meanwhile,
+// retrying a few times if it has.
+func (s *Store) touch(ctx context.Context, k kind, realm, id string, modify func(v []byte) ([]byte, time.Time, error)) error {
+	op := "updating " + k.name
+	if realm == "" {
+		return emptyName(op, "realm")
+	}
+	key := s.keys.byID(realm, k.tag, id)
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	for range 10 {
+		old, err := s.rdb.Get(ctx, key).Bytes()
+		if isNil(err) {
+			return sessions.ErrNotFound
+		}
+		if err != nil {
+			return fail(op, err)
+		}
+		nv, expires, err := modify(old)
+		if err != nil {
+			return fail(op, err)
+		}
+		if !s.now().Before(expires) {
+			return sessions.ErrNotFound
+		}
+		n, err := swapScript.Run(ctx, s.rdb, []string{key}, old, nv).Int()
+		if err != nil {
+			return fail(op, err)
+		}
+		if n == 1 {
+			return nil
+		}
+	}
+	return fail(op, errors.New("record kept changing; gave up"))
+}
+
+// ids returns the IDs in user's index of kind k.
+func (s *Store) ids(ctx context.Context, k kind, realm, user string) ([]string, error) {
+	return s.rdb.ZRange(ctx, s.keys.user(realm, user, k.index), 0, -1).Result()
+}
+
+// owned reads the records listed in user's index of kind k (in one
+// pipeline) and returns those that are user's and live at now, by ID.
+// Index entries whose record is gone or is now another user's are
+// skipped (and left alone: removing them here could race with a put).
+func (s *Store) owned(ctx context.Context, k kind, realm, user string) (map[string][]byte, error) {
+	ids, err := s.ids(ctx, k, realm, user)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	cmds := make([]*redis.StringCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.keys.byID(realm, k.tag, id))
+		}
+		return nil
+	})
+	if err != nil && !isNil(err) {
+		return nil, err
+	}
+	now := s.now()
+	out := make(map[string][]byte, len(ids))
+	for i, c := range cmds {
+		v, err := c.Bytes()
+		if isNil(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		owner, expires, err := k.owner(v)
+		if err != nil {
+			return nil, err
+		}
+		if owner == user && now.Before(expires) {
+			out[ids[i]] = v
+		}
+	}
+	return out, nil
+}
+
+// deleteOwned deletes user's records of kind k except those in keep, and
+// returns how many of them were live. Each record is deleted by a script
+// that first checks that it is still the user's; the IDs deleted are then
+// removed from the user's index.
+func (s *Store) deleteOwned(ctx context.Context, k kind, realm, user string, keep map[string]bool) (int, error) {
+	ids, err := s.ids(ctx, k, realm, user)
+	if err != nil {
+		return 0, err
+	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return keep[id] })
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	prefix := ownerPrefix(k.format, user)
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.keys.byID(realm, k.tag, id)
+	}
+	cmds := s.runEach(ctx, deleteOwnedScript, keys, prefix)
+	now := s.now()
+	n := 0
+	var deleted []any
+	for i, c := range cmds {
+		v, err := c.Text()
+		if isNil(err) {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		deleted = append(deleted, ids[i])
+		if _, expires, err := k.owner([]byte(v)); err == nil && now.Before(expires) {
+			n++
+		}
+	}
+	if len(deleted) > 0 {
+		if err := s.rdb.ZRem(ctx, s.keys.user(realm, user, k.index), deleted...).Err(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// PutSession saves or replaces a session under id until sess.Expires, and
+// lists it in its user's index (see the package documentation).
+func (s *Store) PutSession(ctx context.Context, realm, id string, sess sessions.Session) error {
+	return s.put(ctx, kindSession, realm, id, sess.User, encodeSession(sess), sess.Expires)
+}
+
+// Session returns the unexpired session stored under id, or
+// sessions.ErrNotFound. It is the hot path: one GET.
+func (s *Store) Session(ctx context.Context, realm, id string) (sessions.Session, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.rdb.Get(ctx, s.keys.byID(realm, tagSession, id)).Bytes()
+	if isNil(err) {
+		return sessions.Session{}, sessions.ErrNotFound
+	}
+	if err != nil {
+		return sessions.Session{}, fail("reading session", err)
+	}
+	sess, err := decodeSession(v)
+	if err != nil {
+		return sessions.Session{}, fail("reading session", err)
+	}
+	if !s.now().Before(sess.Expires) {
+		return sessions.Session{}, sessions.ErrNotFound
+	}
+	return sess, nil
+}
+
+// TouchSession sets the LastSeen of an unexpired session, or returns
+// sessions.ErrNotFound.
+func (s *Store) TouchSession(ctx context.Context, realm, id string, lastSeen time.Time) error {
+	return s.touch(ctx, kindSession, realm, id, func(v []byte) ([]byte, time.Time, error) {
+		sess, err := decodeSession(v)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		sess.LastSeen = lastSeen
+		return encodeSession(sess), sess.Expires, nil
+	})
+}
+
+// DeleteSession removes one session; an absent one is not an error.
+func (s *Store) DeleteSession(ctx context.Context, realm, id string) error {
+	if realm == "" {
+		return emptyName("deleting session", "realm")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	return fail("deleting session", s.delete(ctx, kindSession, realm, id))
+}
+
+// UserSessions counts the user's live sessions: those in the user's index
+// whose record is still the user's and unexpired.
+func (s *Store) UserSessions(ctx context.Context, realm, user string) (int, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	m, err := s.owned(ctx, kindSession, realm, user)
+	if err != nil {
+		return 0, fail("counting sessions", err)
+	}
+	return len(m), nil
+}
+
+// DeleteUserSessions removes the user's sessions except those whose IDs
+// are in keep, and returns how many live ones it removed (expired ones
+// are removed too but not counted). Each session is removed atomically,
+// and only if it is still the user's; the removals are not one
+// transaction (the sessions are in different cluster slots), so a session
+// created meanwhile may survive, as if it had been created just after.
+func (s *Store) DeleteUserSessions(ctx context.Context, realm, user string, keep ...string) (int, error) {
+	const op = "deleting user's sessions"
+	switch {
+	case realm == "":
+		return 0, emptyName(op, "realm")
+	case user == "":
+		return 0, emptyName(op, "user")
+	}
+	keepSet := make(map[string]bool, len(keep))
+	for _, id := range keep {
+		keepSet[id] = true
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := s.deleteOwned(ctx, kindSession, realm, user, keepSet)
+	if err != nil {
+		return 0, fail(op, err)
+	}
+	return n, nil
+}
+
+// PutDevice saves or replaces a trusted device under id until d.Expires,
+// and lists it in its user's index.
+func (s *Store) PutDevice(ctx context.Context, realm, id string, d sessions.Device) error {
+	return s.put(ctx, kindDevice, realm, id, d.User, encodeDevice(d), d.Expires)
+}
+
+// Device returns the unexpired trusted device stored under id (with ID
+// set), or sessions.ErrNotFound.
+func (s *Store) Device(ctx context.Context, realm, id string) (sessions.Device, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := s.rdb.Get(ctx, s.keys.byID(realm, tagDevice, id)).Bytes()
+	if isNil(err) {
+		return sessions.Device{}, sessions.ErrNotFound
+	}
+	if err != nil {
+		return sessions.Device{}, fail("reading trusted device", err)
+	}
+	d, err := decodeDevice(v)
+	if err != nil {
+		return sessions.Device{}, fail("reading trusted device", err)
+	}
+	if !s.now().Before(d.Expires) {
+		return sessions.Device{}, sessions.ErrNotFound
+	}
+	d.ID = id
+	return d, nil
+}
+
+// TouchDevice sets the LastUsed of an unexpired trusted device (never its
+// Expires), or returns sessions.ErrNotFound.
+func (s *Store) TouchDevice(ctx context.Context, realm, id string, lastUsed time.Time) error {
+	return s.touch(ctx, kindDevice, realm, id, func(v []byte) ([]byte, time.Time, error) {
+		d, err := decodeDevice(v)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		d.LastUsed = lastUsed
+		return encodeDevice(d), d.Expires, nil
+	})
+}
+
+// DeleteDevice removes one trusted device; an absent one is not an error.
+func (s *Store) DeleteDevice(ctx context.Context, realm, id string) error {
+	if realm == "" {
+		return emptyName("deleting trusted device", "realm")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	return fail("deleting trusted device", s.delete(ctx, kindDevice, realm, id))
+}
+
+// UserDevices lists the user's unexpired trusted devices, oldest (by
+// Created) first, with ID set.
+func (s *Store) UserDevices(ctx context.Context, realm, user string) ([]sessions.Device, error) {
+	const op = "listing trusted devices"
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	m, err := s.owned(ctx, kindDevice, realm, user)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	list := make([]sessions.Device, 0, len(m))
+	for id, v := range m {
+		d, err := decodeDevice(v)
+		if err != nil {
+			return nil, fail(op, err)
+		}
+		d.ID = id
+		list = append(list, d)
+	}
+	slices.SortFunc(list, func(a, b sessions.Device) int {
+		if c := a.Created.Compare(b.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return list, nil
+}
+
+// DeleteUserDevices removes all of the user's trusted devices and returns
+// how many live ones it removed, like DeleteUserSessions.
+func (s *Store) DeleteUserDevices(ctx context.Context, realm, user string) (int, error) {
+	const op = "deleting user's trusted devices"
+	switch {
+	case realm == "":
+		return 0, emptyName(op, "realm")
+	case user == "":
+		return 0, emptyName(op, "user")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	n, err := s.deleteOwned(ctx, kindDevice, realm, user, nil)
+	if err != nil {
+		return 0, fail(op, err)
+	}
+	return n, nil
+}
+
+// runEach runs script once for each key (with the same arguments) in one
+// pipeline, and returns the commands, whose errors the caller checks. A
+// script the server does not have cached (NOSCRIPT, e.g. after a
+// restart) is run again with its source.
+func (s *Store) runEach(ctx context.Context, script *redis.Script, keys []string, args ...any) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(keys))
+	// Errors are in the commands.
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, key := range keys {
+			cmds[i] = script.EvalSha(ctx, p, []string{key}, args...)
+		}
+		return nil
+	})
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
+			cmds[i] = script.Run(ctx, s.rdb, []string{keys[i]}, args...)
+		}
+	}
+	return cmds
+}
