@@ -33,6 +33,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    realm          <name>               # default "default"
 //	    secret         <value>              # >= 32 bytes; default: generated, kept in Caddy's data dir
 //	    store          file [<path>]        # default: a file in Caddy's data dir
+//	    store          redis [<url>...] [{  # several Caddy instances sharing one Redis
+//	        addrs        <host:port>...
+//	        master_name  <name>             # Sentinel
+//	        username     <user>
+//	        password     <password>         # e.g. {env.REDIS_PASSWORD}
+//	        db           <n>
+//	        tls
+//	        key_prefix   <prefix>           # default caddy2fa
+//	        pool_size    <n>
+//	        dial_timeout <duration>
+//	        read_timeout <duration>
+//	    }]
 //	    session_ttl    <duration>           # default 12h
 //	    idle_timeout   <duration>           # default 0 (none)
 //	    trust_device   <duration>           # default 30d; 0 disables
@@ -100,25 +112,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Anonymous = val
 
 		case "store":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Errf("store: expected a backend (file [<path>])")
+			sc, err := parseStore(d)
+			if err != nil {
+				return err
 			}
-			switch args[0] {
-			case "file":
-				if len(args) > 2 {
-					return d.Errf("store file: takes at most one path, got %d arguments", len(args)-1)
-				}
-				h.Store = &StoreConfig{Backend: "file"}
-				if len(args) == 2 {
-					h.Store.Path = args[1]
-				}
-			default:
-				return d.Errf("store: unknown backend %q (this build knows: file)", args[0])
-			}
-			if d.NextBlock(d.Nesting()) {
-				return d.Errf("store %s: takes no block", args[0])
-			}
+			h.Store = sc
 
 		case "session_ttl", "idle_timeout", "trust_device":
 			val, err := oneArg(d, opt)
@@ -188,6 +186,99 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// parseStore reads `store file [<path>]` or `store redis [<url>...] [{ ... }]`.
+func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.Errf("store: expected a backend (file [<path>] or redis <url>...)")
+	}
+	switch args[0] {
+	case "file":
+		if len(args) > 2 {
+			return nil, d.Errf("store file: takes at most one path, got %d arguments", len(args)-1)
+		}
+		sc := &StoreConfig{Backend: "file"}
+		if len(args) == 2 {
+			sc.Path = args[1]
+		}
+		if d.NextBlock(d.Nesting()) {
+			return nil, d.Errf("store file: takes no block")
+		}
+		return sc, nil
+	case "redis":
+		sc := &StoreConfig{Backend: "redis", URLs: args[1:]}
+		seen := map[string]bool{}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			opt := d.Val()
+			if seen[opt] {
+				return nil, d.Errf("store redis: %s specified more than once", opt)
+			}
+			seen[opt] = true
+			switch opt {
+			case "addrs":
+				sc.Addrs = d.RemainingArgs()
+				if len(sc.Addrs) == 0 {
+					return nil, d.Errf("store redis: addrs needs at least one host:port")
+				}
+			case "master_name", "username", "password", "key_prefix":
+				val, err := oneArg(d, "store redis: "+opt)
+				if err != nil {
+					return nil, err
+				}
+				switch opt {
+				case "master_name":
+					sc.MasterName = val
+				case "username":
+					sc.Username = val
+				case "password":
+					sc.Password = val
+				case "key_prefix":
+					sc.KeyPrefix = val
+				}
+			case "db", "pool_size":
+				n, err := intArg(d, "store redis: "+opt, 0, 1<<16)
+				if err != nil {
+					return nil, err
+				}
+				if opt == "db" {
+					sc.DB = n
+				} else {
+					sc.PoolSize = n
+				}
+			case "tls":
+				if d.NextArg() {
+					return nil, d.Errf("store redis: tls takes no value, got %q", d.Val())
+				}
+				sc.TLS = true
+			case "dial_timeout", "read_timeout":
+				val, err := oneArg(d, "store redis: "+opt)
+				if err != nil {
+					return nil, err
+				}
+				dur, err := caddy.ParseDuration(val)
+				if err != nil || dur <= 0 {
+					return nil, d.Errf("store redis: %s: invalid duration %q", opt, val)
+				}
+				if opt == "dial_timeout" {
+					sc.DialTimeout = caddy.Duration(dur)
+				} else {
+					sc.ReadTimeout = caddy.Duration(dur)
+				}
+			default:
+				return nil, d.Errf("store redis: unrecognized option %q", opt)
+			}
+		}
+		if len(sc.URLs) == 0 && len(sc.Addrs) == 0 {
+			return nil, d.Errf("store redis: needs a URL (store redis redis://host:6379) or addrs in a block")
+		}
+		if len(sc.URLs) > 0 && len(sc.Addrs) > 0 {
+			return nil, d.Errf("store redis: give URLs or addrs, not both")
+		}
+		return sc, nil
+	}
+	return nil, d.Errf("store: unknown backend %q (known: file, redis)", args[0])
 }
 
 // oneArg reads exactly one argument for opt.

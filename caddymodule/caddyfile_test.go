@@ -45,6 +45,23 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			MaxAttempts:   &AttemptLimit{Max: 10, Window: caddy.Duration(10 * time.Minute), Lockout: caddy.Duration(time.Hour)},
 			RecoveryCodes: intp(0), OTPHeader: "X-OTP", PathPrefix: "/_mfa", Templates: "/etc/caddy/2fa", Title: "ACME login",
 		}},
+		{"store redis url", "two_factor {\n store redis redis://127.0.0.1:6379/2 unix:///run/r.sock\n}", Handler{Store: &StoreConfig{Backend: "redis", URLs: []string{"redis://127.0.0.1:6379/2", "unix:///run/r.sock"}}}},
+		{"store redis block", `two_factor {
+			store redis {
+				addrs 10.0.0.1:26379 10.0.0.2:26379
+				master_name mymaster
+				username gate
+				password {env.REDIS_PASSWORD}
+				db 3
+				tls
+				key_prefix app2fa
+				pool_size 20
+				dial_timeout 2s
+				read_timeout 500ms
+			}
+		}`, Handler{Store: &StoreConfig{Backend: "redis", URLs: []string{}, Addrs: []string{"10.0.0.1:26379", "10.0.0.2:26379"}, MasterName: "mymaster",
+			Username: "gate", Password: "{env.REDIS_PASSWORD}", DB: 3, TLS: true, KeyPrefix: "app2fa", PoolSize: 20,
+			DialTimeout: caddy.Duration(2 * time.Second), ReadTimeout: caddy.Duration(500 * time.Millisecond)}}},
 		{"store file default path", "two_factor {\n store file\n}", Handler{Store: &StoreConfig{Backend: "file"}}},
 		{"trust_device 0 disables", "two_factor {\n trust_device 0\n}", Handler{TrustDevice: dur(0)}},
 	} {
@@ -87,7 +104,14 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two_factor {\n path_prefix /2fa/\n}", `path_prefix: must not end with /, got "/2fa/"`},
 		{"two_factor {\n path_prefix /a/../b\n}", `path_prefix: must be a clean path, got "/a/../b"`},
 		{"two_factor {\n store\n}", "store: expected a backend"},
-		{"two_factor {\n store memcached\n}", `store: unknown backend "memcached"`},
+		{"two_factor {\n store memcached\n}", `store: unknown backend "memcached" (known: file, redis)`},
+		{"two_factor {\n store redis\n}", "store redis: needs a URL"},
+		{"two_factor {\n store redis redis://a {\n addrs b:1\n }\n}", "store redis: give URLs or addrs, not both"},
+		{"two_factor {\n store redis {\n addrs a:1\n db x\n }\n}", `store redis: db: must be a whole number from 0 to 65536, got "x"`},
+		{"two_factor {\n store redis {\n addrs a:1\n tls yes\n }\n}", `store redis: tls takes no value, got "yes"`},
+		{"two_factor {\n store redis {\n addrs a:1\n sentinel x\n }\n}", `store redis: unrecognized option "sentinel"`},
+		{"two_factor {\n store redis {\n addrs a:1\n read_timeout soon\n }\n}", `store redis: read_timeout: invalid duration "soon"`},
+		{"two_factor {\n store file /x {\n y\n }\n}", "store file: takes no block"},
 		{"two_factor {\n store file a b\n}", "store file: takes at most one path, got 2 arguments"},
 		{"two_factor {\n issuer a\n issuer b\n}", "issuer: specified more than once"},
 		{"two_factor {\n app_login {\n path /login\n }\n}", "app_login: not supported by this version of two_factor"},
@@ -121,6 +145,9 @@ func TestLoadErrors(t *testing.T) {
 		{Handler{Secret: "{env.CADDY_2FA_TEST_UNSET_VARIABLE}"}, `secret: "{env.CADDY_2FA_TEST_UNSET_VARIABLE}" resolved to an empty value`},
 		{Handler{PathPrefix: "/"}, "path_prefix: must start with / and name a path"},
 		{Handler{Store: &StoreConfig{Backend: "etcd"}}, `store: unknown backend "etcd"`},
+		{Handler{Store: &StoreConfig{Backend: "redis", URLs: []string{"redis://127.0.0.1:1"}}}, "secret: required with store redis: every instance sharing the store must derive the same keys"},
+		{Handler{Secret: "0123456789abcdef0123456789abcdef", Store: &StoreConfig{Backend: "redis", URLs: []string{"{env.CADDY_2FA_TEST_UNSET_VARIABLE}"}}}, "redis URL 1 resolved to an empty value"},
+		{Handler{Secret: "0123456789abcdef0123456789abcdef", Store: &StoreConfig{Backend: "redis", URLs: []string{"http://x"}}}, "store:"},
 		{Handler{Templates: "/nonexistent/dir/for/caddy-2fa"}, "templates:"},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})

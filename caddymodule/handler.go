@@ -182,11 +182,45 @@ type AttemptLimit struct {
 
 // StoreConfig chooses and configures the store.
 type StoreConfig struct {
-	// Backend is "file" (default), the embedded bbolt database.
+	// Backend is "file" (default: the embedded bbolt database, for one
+	// machine) or "redis" (several Caddy instances sharing users and
+	// sessions).
 	Backend string `json:"backend,omitempty"`
+
 	// Path of the file store's database. Default:
 	// <Caddy data dir>/two_factor/store.db.
 	Path string `json:"path,omitempty"`
+
+	// URLs of the Redis server(s): redis://[user:password@]host:port[/db],
+	// rediss:// for TLS, unix:///path/to/socket[?db=N]. Several URLs
+	// mean a Redis Cluster. Placeholders such as {env.REDIS_URL} are
+	// resolved at load.
+	URLs []string `json:"urls,omitempty"`
+	// Addrs are host:port addresses, as an alternative to URLs: one is a
+	// standalone server, several a Cluster, or Sentinels with MasterName.
+	Addrs []string `json:"addrs,omitempty"`
+	// MasterName selects Redis Sentinel: the name of the monitored master.
+	MasterName string `json:"master_name,omitempty"`
+	// Username for Redis ACL authentication.
+	Username string `json:"username,omitempty"`
+	// Password for Redis; use a placeholder such as {env.REDIS_PASSWORD}.
+	// Never logged.
+	Password string `json:"password,omitempty"`
+	// DB is the Redis database number (standalone and Sentinel only).
+	DB int `json:"db,omitempty"`
+	// TLS connects to Redis over TLS.
+	TLS bool `json:"tls,omitempty"`
+	// KeyPrefix starts every Redis key of the gate. Default: "caddy2fa".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+	// PoolSize is the number of connections per Redis node. Default:
+	// go-redis's (10 per CPU).
+	PoolSize int `json:"pool_size,omitempty"`
+	// DialTimeout bounds connecting to Redis. Default: 5s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+	// ReadTimeout bounds each Redis command. Default: 3s. Every store
+	// call also has an overall deadline, so an unresponsive Redis gives a
+	// 503, not a hung request.
+	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -241,6 +275,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Store.Backend == "" {
 		h.Store.Backend = "file"
 	}
+	if h.Store.Backend == "redis" && h.Secret == "" {
+		return fmt.Errorf("secret: required with store redis: every instance sharing the store must derive the same keys (set the same secret everywhere, e.g. secret {env.TWO_FACTOR_SECRET})")
+	}
 	h.params = challenge.DefaultParams()
 	if h.Realm != DefaultRealm {
 		h.cookieSuffix = "_" + cookieSafe(h.Realm)
@@ -260,6 +297,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.keys, err = keyring.Derive([]byte(secret))
 	case h.Secret != "":
 		return fmt.Errorf("secret: %q resolved to an empty value", h.Secret)
+	case h.Store.Backend != "file":
+		return fmt.Errorf("secret: required with store %s", h.Store.Backend)
 	default:
 		var raw []byte
 		raw, err = keyring.LoadOrCreateSecret(filepath.Join(caddy.AppDataDir(), "two_factor", "secret"))
@@ -321,8 +360,15 @@ func (h *Handler) Validate() error {
 	if h.Store != nil {
 		switch h.Store.Backend {
 		case "", "file":
+		case "redis":
+			if len(h.Store.URLs) == 0 && len(h.Store.Addrs) == 0 {
+				return fmt.Errorf("store redis: needs at least one URL or address")
+			}
+			if len(h.Store.URLs) > 0 && len(h.Store.Addrs) > 0 {
+				return fmt.Errorf("store redis: give URLs or addrs, not both")
+			}
 		default:
-			return fmt.Errorf("store: unknown backend %q (this build knows: file)", h.Store.Backend)
+			return fmt.Errorf("store: unknown backend %q (known: file, redis)", h.Store.Backend)
 		}
 	}
 	if strings.ContainsAny(h.Realm, "\x00\r\n") {

@@ -15,6 +15,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -44,6 +45,13 @@ func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "caddy-2fa-test-")
 	if err != nil {
 		panic(err)
+	}
+	// Keep the Go caches where they are before HOME moves: the
+	// multi-instance tests build ./cmd/caddy.
+	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+		if out, err := exec.Command("go", "env", v).Output(); err == nil && os.Getenv(v) == "" {
+			os.Setenv(v, strings.TrimSpace(string(out)))
+		}
 	}
 	os.Setenv("XDG_DATA_HOME", dir+"/data")
 	os.Setenv("XDG_CONFIG_HOME", dir+"/config")

@@ -30,6 +30,9 @@ func (p pooledStore) Destruct() error { return p.close() }
 // openStore returns the store described by cfg and the pool key to release
 // in Cleanup.
 func openStore(cfg *StoreConfig, logger *zap.Logger) (sessions.Store, string, error) {
+	if cfg.Backend == "redis" {
+		return openRedisStore(cfg, logger)
+	}
 	path := cfg.Path
 	if path == "" {
 		path = filepath.Join(caddy.AppDataDir(), "two_factor", "store.db")

@@ -1,0 +1,301 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-2fa/caddy-2fa/internal/redistest"
+)
+
+// caddyBinary builds ./cmd/caddy once per test run: the multi-instance
+// tests run real, separate Caddy processes, as ops would.
+var caddyBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "caddy-2fa-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "caddy")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/caddy: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// instance is one Caddy process.
+type instance struct {
+	site
+	cmd *exec.Cmd
+	log string
+}
+
+// startInstance runs the built Caddy with a two_factor site on a free port,
+// using the given store lines, and waits until it serves.
+func startInstance(t *testing.T, storeLines, gate string) *instance {
+	t.Helper()
+	bin, err := caddyBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	port := freePort(t)
+	cfg := fmt.Sprintf(`{
+	admin off
+	persist_config off
+}
+http://localhost:%d {
+	basic_auth {
+%s	}
+	two_factor {
+		%s
+		secret "a-shared-secret-of-at-least-32-bytes!!"
+		issuer "Example Corp"
+%s
+	}
+	respond "app user={http.two_factor.user} method={http.two_factor.method}" 200
+}
+`, port, bcryptLines, storeLines, gate)
+	if err := os.WriteFile(filepath.Join(dir, "Caddyfile"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "caddy.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", filepath.Join(dir, "Caddyfile"), "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir+"/data", "XDG_CONFIG_HOME="+dir+"/config", "HOME="+dir)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{site: site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}, cmd: cmd, log: logPath}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logFile.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("log of %s:\n%s", in.base, b)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("caddy on port %d did not start: %v\n%s", port, err, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return in
+}
+
+// on makes b talk to instance in (cookies are per host, not per port, so
+// the browser's cookies go to either instance, like a load balancer).
+func (b *browser) on(in *instance) *browser {
+	b.s = &in.site
+	return b
+}
+
+// TestTwoInstancesOneRedis: two Caddy processes share one Redis; a user
+// verified on one is verified on both, a code used on one is refused on
+// the other, failures add up, logout is global, a Redis outage makes both
+// answer 503 (never pass) and both recover by themselves, and data comes
+// back from Redis's AOF after a Redis restart.
+func TestTwoInstancesOneRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Caddy binaries")
+	}
+	// These Caddy processes run on the real clock, and so must the codes.
+	clockOffset.Store(0)
+	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	storeLine := "store redis unix://" + rs.Socket
+	a := startInstance(t, storeLine, "max_attempts 4 5m 15m")
+	bInst := startInstance(t, storeLine, "max_attempts 4 5m 15m")
+
+	// Enroll on A, pass on B.
+	alice := a.browser("alice")
+	alice.s = &a.site
+	key, _ := alice.enroll()
+	enrolledAt := time.Now()
+	alice.get("/app").expect(t, http.StatusOK)
+	alice.on(bInst).get("/app").expect(t, http.StatusOK).contains(t, "user=alice method=totp")
+
+	// A code used on A is refused on B (and counts as a failure).
+	next := totp(key, enrolledAt.Add(30*time.Second))
+	c := a.browser("alice")
+	c.s = &a.site
+	c.challenge(next, false).expectRedirect(t, "/app")
+	d := a.browser("alice")
+	d.on(bInst).challenge(next, false).expect(t, http.StatusUnauthorized)
+
+	// Redis stops: both instances refuse (503), never pass, never enroll.
+	rs.Stop()
+	for _, in := range []*instance{a, bInst} {
+		r := alice.on(in).get("/app").expect(t, http.StatusServiceUnavailable)
+		if strings.Contains(r.body, "app user=") {
+			t.Fatal("request passed while Redis was down")
+		}
+		x := in.browser("bob")
+		x.accept = "application/json"
+		if m := decodeJSON(t, x.get("/app").expect(t, http.StatusServiceUnavailable)); m["error"] != "two_factor_unavailable" {
+			t.Fatalf("JSON = %v", m)
+		}
+	}
+	// Redis comes back with its AOF: sessions and enrollments are there,
+	// and both instances recover without a restart.
+	rs.Restart()
+	alice.on(a).get("/app").expect(t, http.StatusOK)
+	alice.on(bInst).get("/app").expect(t, http.StatusOK)
+	e := bInst.browser("alice")
+	e.s = &bInst.site
+	e.get("/app").expectRedirect(t, "/.2fa/challenge")
+
+	// Failures on A and B add up to one lockout: the replay on B above
+	// was the first failure, these are the second to fourth.
+	wrong := wrongCodeAt(key, time.Now())
+	e.on(a).challenge(wrong, false).expect(t, http.StatusUnauthorized)
+	e.on(bInst).challenge(wrong, false).expect(t, http.StatusUnauthorized)
+	e.on(a).challenge(wrong, false).expect(t, http.StatusTooManyRequests)
+	e.on(bInst).get("/.2fa/challenge").expect(t, http.StatusTooManyRequests)
+
+	// Logout on A ends the session on B.
+	page := alice.on(a).get("/.2fa/logout").expect(t, http.StatusOK)
+	alice.post("/.2fa/logout", url.Values{"csrf_token": {csrfOf(t, page)}}).expect(t, http.StatusOK)
+	alice.on(bInst).get("/app").expectRedirect(t, "/.2fa/challenge")
+
+	for _, in := range []*instance{a, bInst} {
+		logs, _ := os.ReadFile(in.log)
+		if !strings.Contains(string(logs), "store unavailable: refusing request") {
+			t.Errorf("instance %s did not log the store failure", in.base)
+		}
+		if strings.Contains(string(logs), "a-shared-secret") {
+			t.Errorf("instance %s logged the secret", in.base)
+		}
+	}
+}
+
+// wrongCodeAt is a six-digit code that is none of the codes accepted
+// around t.
+func wrongCodeAt(key []byte, t time.Time) string {
+	bad := map[string]bool{}
+	for i := -3; i <= 3; i++ {
+		bad[totp(key, t.Add(time.Duration(i)*30*time.Second))] = true
+	}
+	for _, c := range []string{"000000", "111111", "123456", "654321"} {
+		if !bad[c] {
+			return c
+		}
+	}
+	return "999999"
+}
+
+// TestDockerCaddyfile loads the compose demo's Caddyfile against a real
+// Redis, so the file in docker/ cannot rot.
+func TestDockerCaddyfile(t *testing.T) {
+	rs := redistest.Start(t)
+	raw, err := os.ReadFile("../docker/Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	cfg := strings.Replace(string(raw), "\n:80 {", fmt.Sprintf("\nhttp://localhost:%d {", port), 1)
+	cfg = strings.Replace(cfg, "reverse_proxy app:80", "reverse_proxy 127.0.0.1:9", 1)
+	if cfg == string(raw) {
+		t.Fatal("docker/Caddyfile changed shape: update this test")
+	}
+	t.Setenv("TWO_FACTOR_SECRET", "compose-demo-secret-at-least-32-bytes-long")
+	t.Setenv("REDIS_URL", "unix://"+rs.Socket)
+	loadCaddyfile(t, cfg)
+	t.Cleanup(func() { caddy.Stop() })
+	s := &site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}
+	passwords["alice"], passwords["saved"] = "wonderland", passwords["alice"]
+	defer func() { passwords["alice"] = passwords["saved"]; delete(passwords, "saved") }()
+	b := s.browser("alice")
+	r := b.get("/").expectRedirect(t, "/.2fa/enroll")
+	b.get(r.location()).expect(t, http.StatusOK).contains(t, "caddy-2fa compose demo")
+}
+
+// TestConcurrentCodesTwoInstances fires 20 concurrent submissions of one
+// valid TOTP code, and then of one recovery code, through two Caddy
+// instances sharing Redis: exactly one of each succeeds.
+func TestConcurrentCodesTwoInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Caddy binaries")
+	}
+	clockOffset.Store(0)
+	rs := redistest.Start(t)
+	storeLine := "store redis unix://" + rs.Socket
+	a := startInstance(t, storeLine, "max_attempts 100 5m 15m")
+	b := startInstance(t, storeLine, "max_attempts 100 5m 15m")
+	first := a.browser("alice")
+	first.s = &a.site
+	key, codes := first.enroll()
+	enrolledAt := time.Now()
+
+	race := func(code string) int {
+		var browsers []*browser
+		var tokens []string
+		for i := range 20 {
+			in := a
+			if i%2 == 1 {
+				in = b
+			}
+			br := in.browser("alice")
+			br.s = &in.site
+			page := br.get("/.2fa/challenge").expect(t, http.StatusOK)
+			browsers = append(browsers, br)
+			tokens = append(tokens, csrfOf(t, page))
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		start := make(chan struct{})
+		for i, br := range browsers {
+			wg.Go(func() {
+				<-start
+				req, _ := http.NewRequest("POST", br.s.base+"/.2fa/challenge", strings.NewReader(url.Values{"csrf_token": {tokens[i]}, "code": {code}}.Encode()))
+				req.SetBasicAuth("alice", passwords["alice"])
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Sec-Fetch-Site", "same-origin")
+				resp, err := br.client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusSeeOther {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		return wins
+	}
+	if n := race(totp(key, enrolledAt.Add(30*time.Second))); n != 1 {
+		t.Errorf("one TOTP code, 20 concurrent submissions over two instances: %d successes, want 1", n)
+	}
+	if n := race(codes[0]); n != 1 {
+		t.Errorf("one recovery code, 20 concurrent submissions over two instances: %d successes, want 1", n)
+	}
+}

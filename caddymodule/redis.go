@@ -1,0 +1,157 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/caddy-2fa/caddy-2fa/sessions"
+	"github.com/caddy-2fa/caddy-2fa/sessions/redisstore"
+)
+
+func init() {
+	// go-redis logs connection trouble with the standard logger, outside
+	// Caddy's structured logs; route it there at debug level (the gate
+	// logs outages itself, once, at error level).
+	redis.SetLogger(redisLogger{})
+}
+
+// redisLogger sends go-redis's internal messages to Caddy's logger.
+type redisLogger struct{}
+
+// Printf implements go-redis's internal logging interface.
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if ce := caddy.Log().Named("two_factor.redis").Check(zap.DebugLevel, fmt.Sprintf(format, v...)); ce != nil {
+		ce.Write()
+	}
+}
+
+// redisHealthInterval is how often the gate checks that Redis answers, to
+// log outages and recoveries once each and to re-read the eviction policy
+// after a reconnect.
+const redisHealthInterval = 5 * time.Second
+
+// openRedisStore returns a store on a Redis client shared by every handler
+// with the same Redis configuration (one connection pool per distinct
+// configuration, kept across reloads). Creating it never blocks on Redis:
+// an unreachable server is logged and every request gets 503 until it
+// answers.
+func openRedisStore(cfg *StoreConfig, logger *zap.Logger) (sessions.Store, string, error) {
+	rc, err := redisConfig(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	key := "redis:" + rc.String()
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		client := redis.NewUniversalClient(rc.UniversalOptions())
+		store := redisstore.New(client, redisstore.Options{KeyPrefix: rc.KeyPrefix})
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			watchRedis(ctx, store, rc.String(), logger.Named("store"))
+		}()
+		return pooledStore{Store: store, close: func() error {
+			cancel()
+			wg.Wait()
+			return client.Close()
+		}}, nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("redis store %s: %v", rc.String(), err)
+	}
+	return v.(pooledStore).Store, key, nil
+}
+
+// redisConfig builds the client configuration from the handler's store
+// options, resolving placeholders ({env.REDIS_PASSWORD}) once.
+func redisConfig(cfg *StoreConfig) (redisstore.Config, error) {
+	repl := caddy.NewReplacer()
+	var rc redisstore.Config
+	if len(cfg.URLs) > 0 {
+		urls := make([]string, len(cfg.URLs))
+		for i, u := range cfg.URLs {
+			urls[i] = repl.ReplaceKnown(u, "")
+			if urls[i] == "" {
+				return rc, fmt.Errorf("redis URL %d resolved to an empty value", i+1)
+			}
+		}
+		var err error
+		if rc, err = redisstore.ParseURLs(urls...); err != nil {
+			return rc, err
+		}
+	}
+	for _, a := range cfg.Addrs {
+		rc.Addrs = append(rc.Addrs, repl.ReplaceKnown(a, ""))
+	}
+	if cfg.MasterName != "" {
+		rc.MasterName = repl.ReplaceKnown(cfg.MasterName, "")
+	}
+	if cfg.Username != "" {
+		rc.Username = repl.ReplaceKnown(cfg.Username, "")
+	}
+	if cfg.Password != "" {
+		rc.Password = repl.ReplaceKnown(cfg.Password, "")
+	}
+	if cfg.DB != 0 {
+		rc.DB = cfg.DB
+	}
+	rc.TLS = rc.TLS || cfg.TLS
+	if cfg.KeyPrefix != "" {
+		rc.KeyPrefix = cfg.KeyPrefix
+	}
+	if cfg.PoolSize != 0 {
+		rc.PoolSize = cfg.PoolSize
+	}
+	if cfg.DialTimeout != 0 {
+		rc.DialTimeout = time.Duration(cfg.DialTimeout)
+	}
+	if cfg.ReadTimeout != 0 {
+		rc.ReadTimeout = time.Duration(cfg.ReadTimeout)
+	}
+	if len(rc.Addrs) == 0 {
+		return rc, fmt.Errorf("no Redis address")
+	}
+	return rc, nil
+}
+
+// watchRedis logs when Redis becomes unreachable and when it is back, and
+// each time it (re)connects reads maxmemory-policy: an allkeys-* policy
+// lets Redis evict enrollments, which would let their users enroll afresh.
+func watchRedis(ctx context.Context, store *redisstore.Store, name string, logger *zap.Logger) {
+	up, first := false, true
+	t := time.NewTicker(redisHealthInterval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := store.Ping(pctx)
+		if err == nil && !up {
+			policy, risky, perr := store.EvictionPolicy(pctx)
+			switch {
+			case perr != nil:
+				logger.Info("could not read Redis maxmemory-policy (CONFIG may be disabled); make sure it is noeviction or volatile-*", zap.String("redis", name), zap.Error(perr))
+			case risky:
+				logger.Warn("Redis maxmemory-policy can evict keys without a TTL: enrollments may be lost and their users asked to enroll again; set maxmemory-policy to noeviction or a volatile-* policy", zap.String("redis", name), zap.String("maxmemory_policy", policy))
+			}
+			if !first {
+				logger.Info("Redis reachable again: two-factor gate serving", zap.String("redis", name))
+			}
+		}
+		cancel()
+		if err != nil && (up || first) && ctx.Err() == nil {
+			logger.Error("Redis unreachable: the two-factor gate answers 503 until it is back", zap.String("redis", name), zap.Error(err))
+		}
+		up, first = err == nil, false
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
