@@ -27,7 +27,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
 //	two_factor [<matcher>] {
-//	    user           <placeholder>        # default {http.auth.user.id}
+//	    user           <placeholder>        # identity source A, default {http.auth.user.id}
+//	    app_login {                         # identity source B, instead of user
+//	        path           <path or glob>   # the login form's POST target
+//	        username_field <field>          # form field or JSON key with the user name
+//	        session_cookie <name or glob>   # the cookie the app sets on login
+//	        logout_path    <path or glob>   # optional
+//	        unknown_session relogin|deny    # default relogin
+//	    }
 //	    anonymous      deny|allow           # default deny
 //	    issuer         <name>               # default: the request's host
 //	    realm          <name>               # default "default"
@@ -178,14 +185,65 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.MaxAttempts = &AttemptLimit{Max: n, Window: caddy.Duration(window), Lockout: caddy.Duration(lockout)}
 
-		case "app_login", "require", "groups", "exempt", "enrollment":
+		case "app_login":
+			al, err := parseAppLogin(d)
+			if err != nil {
+				return err
+			}
+			h.AppLogin = al
+
+		case "require", "groups", "exempt", "enrollment":
 			return d.Errf("%s: not supported by this version of two_factor", opt)
 
 		default:
 			return d.Errf("unrecognized two_factor option %q", opt)
 		}
 	}
+	if h.AppLogin != nil && seen["user"] {
+		return d.Errf("app_login: cannot be combined with user (the user comes from the application's login)")
+	}
+	if h.AppLogin != nil && seen["anonymous"] {
+		return d.Errf("app_login: cannot be combined with anonymous (requests without the application's cookie pass anyway)")
+	}
 	return nil
+}
+
+// parseAppLogin reads the app_login block.
+func parseAppLogin(d *caddyfile.Dispenser) (*AppLogin, error) {
+	if d.NextArg() {
+		return nil, d.Errf("app_login: takes a block, not %q", d.Val())
+	}
+	al := &AppLogin{}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("app_login: %s specified more than once", opt)
+		}
+		seen[opt] = true
+		val, err := oneArg(d, "app_login: "+opt)
+		if err != nil {
+			return nil, err
+		}
+		switch opt {
+		case "path":
+			al.Path = val
+		case "username_field":
+			al.UsernameField = val
+		case "session_cookie":
+			al.SessionCookie = val
+		case "logout_path":
+			al.LogoutPath = val
+		case "unknown_session":
+			al.UnknownSession = val
+		default:
+			return nil, d.Errf("app_login: unrecognized option %q", opt)
+		}
+	}
+	if err := al.validate(); err != nil {
+		return nil, d.Errf("%v", err)
+	}
+	return al, nil
 }
 
 // parseStore reads `store file [<path>]` or `store redis [<url>...] [{ ... }]`.

@@ -77,6 +77,11 @@ type Handler struct {
 	// resolved on every request. Default: {http.auth.user.id}.
 	User string `json:"user,omitempty"`
 
+	// AppLogin is identity source B, instead of User: the gate learns
+	// the user from the application's own login form and binds the
+	// second factor to the application's session cookie.
+	AppLogin *AppLogin `json:"app_login,omitempty"`
+
 	// Anonymous says what happens to a request for which User resolves
 	// to nothing: "deny" (default; 403 and a warning in the log naming
 	// the placeholder) or "allow" (passed on unverified).
@@ -235,10 +240,16 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // the pages.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	if h.User == "" {
+	if h.AppLogin != nil && (h.User != "" || h.Anonymous != "") {
+		return fmt.Errorf("app_login: cannot be combined with user or anonymous (the user comes from the application's login)")
+	}
+	if h.AppLogin != nil && h.AppLogin.UnknownSession == "" {
+		h.AppLogin.UnknownSession = "relogin"
+	}
+	if h.User == "" && h.AppLogin == nil {
 		h.User = DefaultUser
 	}
-	if h.Anonymous == "" {
+	if h.Anonymous == "" && h.AppLogin == nil {
 		h.Anonymous = "deny"
 	}
 	if h.Realm == "" {
@@ -332,6 +343,14 @@ func (h *Handler) Validate() error {
 	case "", "deny", "allow":
 	default:
 		return fmt.Errorf("anonymous: must be deny or allow, got %q", h.Anonymous)
+	}
+	if h.AppLogin != nil {
+		if err := h.AppLogin.validate(); err != nil {
+			return err
+		}
+		if matchPath(h.AppLogin.Path, h.PathPrefix) || strings.HasPrefix(h.AppLogin.Path, h.PathPrefix+"/") {
+			return fmt.Errorf("app_login: path %q overlaps path_prefix %q", h.AppLogin.Path, h.PathPrefix)
+		}
 	}
 	if err := validatePathPrefix(h.PathPrefix); err != nil {
 		return fmt.Errorf("path_prefix: %v", err)

@@ -280,7 +280,7 @@ func (b *browser) setCookie(name, value string) {
 func (r response) expect(t *testing.T, status int) response {
 	t.Helper()
 	if r.StatusCode != status {
-		t.Fatalf("%s %s: status %d, want %d\n%s", r.Request.Method, r.Request.URL, r.StatusCode, status, trim(r.body))
+		t.Fatalf("%s %s: status %d, want %d\n%v\n%s", r.Request.Method, r.Request.URL, r.StatusCode, status, r.Header, trim(r.body))
 	}
 	return r
 }

@@ -41,33 +41,41 @@ func TestSessionSurvivesReloadAndRestart(t *testing.T) {
 	b.get("/app").expect(t, http.StatusOK).contains(t, "user=alice")
 }
 
-// TestCaddyfileExample loads the README's demo config (on a free port) so
-// it never rots, and signs in as the demo user.
+// TestCaddyfileExample loads the README's demo config (on free ports) so
+// it never rots, and goes through both of its sites as the demo users.
 func TestCaddyfileExample(t *testing.T) {
 	raw, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	cfg := strings.Replace(string(raw), "\nhttp://localhost:8080 {", fmt.Sprintf("\nhttp://localhost:%d {", port), 1)
-	if cfg == string(raw) {
-		t.Fatal("Caddyfile.example no longer serves http://localhost:8080 (update the README too)")
+	cfg := string(raw)
+	ports := map[string]int{}
+	for _, p := range []string{"8080", "8081", "8082"} {
+		ports[p] = freePort(t)
+		if !strings.Contains(cfg, ":"+p) {
+			t.Fatalf("Caddyfile.example no longer uses port %s (update the README and this test)", p)
+		}
+		cfg = strings.ReplaceAll(cfg, ":"+p, fmt.Sprintf(":%d", ports[p]))
 	}
 	loadCaddyfile(t, cfg)
 	t.Cleanup(func() { caddy.Stop() })
-	s := &site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}
-	passwords["demo-alice"] = "wonderland"
-	defer delete(passwords, "demo-alice")
-	b := s.browser("demo-alice")
-	b.user = "alice"
-	b.do("GET", "/", nil, http.Header{"Authorization": {"Basic YWxpY2U6d3Jvbmc="}}).expect(t, http.StatusUnauthorized)
+
+	// The legacy app with its own login.
+	app := &site{t: t, base: fmt.Sprintf("http://localhost:%d", ports["8080"])}
+	b, _ := appEnroll(t, app, "alice", "wonderland")
+	b.get("/").expect(t, http.StatusOK).contains(t, "alice", "totp")
+
+	// Basic auth in front.
+	basic := &site{t: t, base: fmt.Sprintf("http://localhost:%d", ports["8082"])}
 	passwords["alice"], passwords["saved"] = "wonderland", passwords["alice"]
 	defer func() { passwords["alice"] = passwords["saved"]; delete(passwords, "saved") }()
-	b.get("/").expectRedirect(t, "/.2fa/enroll")
-	r := b.get("/.2fa/enroll").expect(t, http.StatusOK).contains(t, "caddy-2fa demo")
+	c := basic.browser("alice")
+	c.do("GET", "/", nil, http.Header{"Authorization": {"Basic YWxpY2U6d3Jvbmc="}}).expect(t, http.StatusUnauthorized)
+	c.get("/").expectRedirect(t, "/.2fa/enroll")
+	r := c.get("/.2fa/enroll").expect(t, http.StatusOK).contains(t, "caddy-2fa demo")
 	key := secretOf(t, enrollmentURI(t, r))
-	b.post("/.2fa/enroll", map[string][]string{"csrf_token": {csrfOf(t, r)}, "code": {totp(key, testNow())}}).expect(t, http.StatusOK)
-	b.get("/").expect(t, http.StatusOK).contains(t, "Welcome, alice", "totp")
+	c.post("/.2fa/enroll", map[string][]string{"csrf_token": {csrfOf(t, r)}, "code": {totp(key, testNow())}}).expect(t, http.StatusOK)
+	c.get("/").expect(t, http.StatusOK).contains(t, "Welcome, alice", "totp")
 }
 
 // TestDirectiveOrder: without an `order` option, two_factor runs after

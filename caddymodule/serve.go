@@ -38,8 +38,11 @@ const (
 // otp_header); otherwise it answers itself.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	user := repl.ReplaceAll(h.User, "")
 	gatePage := r.URL.Path == h.PathPrefix || strings.HasPrefix(r.URL.Path, h.PathPrefix+"/")
+	if h.AppLogin != nil {
+		return h.serveAppLogin(w, r, next, repl, gatePage)
+	}
+	user := repl.ReplaceAll(h.User, "")
 
 	if user == "" {
 		if h.Anonymous == "allow" && !gatePage {
@@ -245,6 +248,9 @@ func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method
 		return err
 	}
 	if err := h.startSession(w, r, user, method, t); err != nil {
+		return err
+	}
+	if err := h.verifyAppBinding(r, user, method, t); err != nil {
 		return err
 	}
 	h.audit(r, "verify", user, method, "success", "")

@@ -124,6 +124,9 @@ type Error struct {
 	// reach its store: try again in a minute), "bad_request" (the form
 	// could not be read: go back and try again), "forbidden" (a
 	// cross-site or otherwise refused request), "method" (method not
-	// allowed on this gate page), "not_found" (no gate page at this path).
+	// allowed on this gate page), "not_found" (no gate page at this path),
+	// "sign_in_first" (app_login: no application session yet),
+	// "unknown_session" (app_login: an application session the gate
+	// never saw created, with unknown_session deny).
 	Kind string
 }
