@@ -97,6 +97,22 @@ type Attempts struct {
 	LockedUntil time.Time `json:"locked_until"`
 }
 
+// Profile is what the gate remembers about a user apart from the
+// enrollment: when it first saw them (for the enrollment grace period),
+// their last verification, and a temporary exemption set by an admin. It
+// has no expiry.
+type Profile struct {
+	// FirstSeen is when the gate first saw the user (set once).
+	FirstSeen time.Time `json:"first_seen"`
+	// LastVerified is the user's last successful second factor.
+	LastVerified time.Time `json:"last_verified"`
+	// LastMethod is how that verification was done.
+	LastMethod string `json:"last_method,omitempty"`
+	// DisabledUntil, while in the future, exempts the user from 2FA (an
+	// admin's "disable --for 24h" for a lost phone). Zero: not disabled.
+	DisabledUntil time.Time `json:"disabled_until"`
+}
+
 // Locked reports whether the counter is in lockout at now.
 func (a Attempts) Locked(now time.Time) bool { return now.Before(a.LockedUntil) }
 
@@ -136,7 +152,9 @@ type Store interface {
 	AcceptStep(ctx context.Context, realm, user string, step int64, expires time.Time) (bool, error)
 	// ResetUser forgets everything about the user: enrollment, recovery
 	// codes, last step, pending enrollment, sessions, trusted devices and
-	// the user's failure counter (key = user).
+	// the user's failure counter (key = user), and in the profile
+	// LastVerified, LastMethod and DisabledUntil (FirstSeen is kept, so a
+	// reset does not restart an enrollment grace period).
 	ResetUser(ctx context.Context, realm, user string) error
 
 	// PutPendingEnrollment saves (or replaces) the user's unconfirmed
@@ -191,6 +209,22 @@ type Store interface {
 	// number of concurrent calls at most one gets the value; the others
 	// get ErrNotFound.
 	ConsumeToken(ctx context.Context, realm, kind, id string) ([]byte, error)
+
+	// Users lists the realm's users that have an enrollment or a
+	// profile, sorted by name.
+	Users(ctx context.Context, realm string) ([]string, error)
+	// Profile returns the user's profile, or ErrNotFound.
+	Profile(ctx context.Context, realm, user string) (Profile, error)
+	// SeeUser records t as the user's FirstSeen unless one is recorded
+	// already (atomically: concurrent calls agree on one time), and
+	// returns the profile.
+	SeeUser(ctx context.Context, realm, user string, t time.Time) (Profile, error)
+	// RecordVerification sets LastVerified and LastMethod (creating the
+	// profile, with FirstSeen = t, if there is none).
+	RecordVerification(ctx context.Context, realm, user, method string, t time.Time) error
+	// SetDisabled sets DisabledUntil (zero clears it), creating the
+	// profile (FirstSeen = now) if there is none.
+	SetDisabled(ctx context.Context, realm, user string, until time.Time) error
 
 	// Ping reports whether the store is usable.
 	Ping(ctx context.Context) error

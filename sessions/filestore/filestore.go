@@ -18,6 +18,7 @@
 //	    devices       id   -> Device (JSON)
 //	    device_index  lp(user) id -> expiry (8 bytes)
 //	    tokens        lp(kind) id -> value and expiry (JSON)
+//	    profiles      user -> Profile (JSON), never expires
 //	expiry  expiry(8 bytes) tag(1 byte) lp(realm) record key -> empty
 //
 // lp(s) is s prefixed with its length as a uvarint, so composite keys never
@@ -25,6 +26,11 @@
 // one contiguous key range. The expiry bucket is ordered by time, so the
 // sweep only visits records that are due. Expiry times are big-endian Unix
 // nanoseconds, clamped to the range 1970..2262.
+//
+// Profiles and enrollments never expire and have no expiry entries. The
+// profiles bucket came after layout version 1 without changing it: a realm
+// written by an older build gets it on its next write, and reads treat a
+// missing bucket as empty.
 //
 // Realm, user and id names may contain any bytes, but names used as keys
 // (realm, user, attempts key, session and device id) must not be empty and
@@ -75,10 +81,12 @@ var (
 	bDevices      = []byte("devices")
 	bDeviceIndex  = []byte("device_index")
 	bTokens       = []byte("tokens")
+	bProfiles     = []byte("profiles")
 
 	realmBuckets = [][]byte{
 		bEnrollments, bRecovery, bSteps, bPending, bAttempts,
 		bSessions, bSessionIndex, bDevices, bDeviceIndex, bTokens,
+		bProfiles,
 	}
 )
 

@@ -88,6 +88,9 @@ func TestReopen(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("AcceptStep = %v, %v", ok, err)
 	}
+	firstSeen := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+	_, err = s.SeeUser(ctx, "r", "bob", firstSeen)
+	must(t, err)
 	must(t, s.Close())
 	must(t, s.Close()) // idempotent
 
@@ -113,6 +116,70 @@ func TestReopen(t *testing.T) {
 	}
 	if v, err := s.ConsumeToken(ctx, "r", "k", "t"); err != nil || string(v) != "v" {
 		t.Fatalf("ConsumeToken after reopen = %q, %v", v, err)
+	}
+	if p, err := s.Profile(ctx, "r", "bob"); err != nil || !p.FirstSeen.Equal(firstSeen) {
+		t.Fatalf("Profile after reopen = %+v, %v", p, err)
+	}
+	if u, err := s.Users(ctx, "r"); err != nil || len(u) != 2 || u[0] != "alice" || u[1] != "bob" {
+		t.Fatalf("Users after reopen = %q, %v", u, err)
+	}
+}
+
+// TestNoProfilesBucket checks a realm written before the profiles bucket
+// existed: reads see no profiles, and the first profile write adds the
+// bucket.
+func TestNoProfilesBucket(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "2fa.db")
+	s, err := Open(path, Options{SweepInterval: -1})
+	must(t, err)
+	must(t, s.Enroll(ctx, "r", "alice", sessions.Enrollment{SealedSecret: []byte("x")}, nil))
+	must(t, s.db.Update(func(tx *bolt.Tx) error {
+		return realmBucket(tx, "r").DeleteBucket(bProfiles)
+	}))
+	must(t, s.Close())
+
+	s = open(t, path, Options{SweepInterval: -1})
+	if _, err := s.Profile(ctx, "r", "alice"); !errors.Is(err, sessions.ErrNotFound) {
+		t.Fatalf("Profile without a profiles bucket: %v", err)
+	}
+	if u, err := s.Users(ctx, "r"); err != nil || len(u) != 1 || u[0] != "alice" {
+		t.Fatalf("Users without a profiles bucket = %q, %v", u, err)
+	}
+	must(t, s.ResetUser(ctx, "r", "bob"))
+	t0 := time.Date(2020, 1, 2, 3, 4, 5, 6, time.UTC)
+	if p, err := s.SeeUser(ctx, "r", "bob", t0); err != nil || !p.FirstSeen.Equal(t0) {
+		t.Fatalf("SeeUser = %+v, %v", p, err)
+	}
+	if u, err := s.Users(ctx, "r"); err != nil || len(u) != 2 || u[1] != "bob" {
+		t.Fatalf("Users = %q, %v", u, err)
+	}
+}
+
+// TestCorruptProfile checks that an undecodable profile is a failure on
+// read and write, and that ResetUser drops it.
+func TestCorruptProfile(t *testing.T) {
+	ctx := t.Context()
+	s := open(t, filepath.Join(t.TempDir(), "2fa.db"), Options{SweepInterval: -1})
+	_, err := s.SeeUser(ctx, "r", "alice", time.Now())
+	must(t, err)
+	must(t, s.db.Update(func(tx *bolt.Tx) error {
+		return realmBucket(tx, "r").Bucket(bProfiles).Put([]byte("alice"), []byte("{garbage"))
+	}))
+	checks := map[string]error{
+		"RecordVerification": s.RecordVerification(ctx, "r", "alice", "totp", time.Now()),
+		"SetDisabled":        s.SetDisabled(ctx, "r", "alice", time.Now()),
+	}
+	_, checks["Profile"] = s.Profile(ctx, "r", "alice")
+	_, checks["SeeUser"] = s.SeeUser(ctx, "r", "alice", time.Now())
+	for name, err := range checks {
+		if err == nil || errors.Is(err, sessions.ErrNotFound) || !strings.HasPrefix(err.Error(), "filestore: ") {
+			t.Errorf("%s of a corrupt profile: %v, want a store failure", name, err)
+		}
+	}
+	must(t, s.ResetUser(ctx, "r", "alice"))
+	if _, err := s.Profile(ctx, "r", "alice"); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("Profile after ResetUser of a corrupt one: %v", err)
 	}
 }
 
@@ -210,6 +277,11 @@ func TestClosed(t *testing.T) {
 	_, checks["Attempts"] = s.Attempts(ctx, "r", "alice", time.Now())
 	_, checks["ConsumeToken"] = s.ConsumeToken(ctx, "r", "k", "t")
 	_, checks["Sweep"] = s.Sweep()
+	_, checks["Users"] = s.Users(ctx, "r")
+	_, checks["Profile"] = s.Profile(ctx, "r", "alice")
+	_, checks["SeeUser"] = s.SeeUser(ctx, "r", "alice", time.Now())
+	checks["RecordVerification"] = s.RecordVerification(ctx, "r", "alice", "totp", time.Now())
+	checks["SetDisabled"] = s.SetDisabled(ctx, "r", "alice", time.Now())
 	checks["Ping"] = s.Ping(ctx)
 	for name, err := range checks {
 		if err == nil || errors.Is(err, sessions.ErrNotFound) {
@@ -252,7 +324,11 @@ func TestEmptyNames(t *testing.T) {
 		"PutToken empty realm":    s.PutToken(ctx, "", "k", "t", nil, exp),
 		"SetRecoveryCodes empty":  s.SetRecoveryCodes(ctx, "r", "", nil),
 		"TouchSession empty real": s.TouchSession(ctx, "", "id", exp),
+		"RecordVerification user": s.RecordVerification(ctx, "r", "", "totp", exp),
+		"SetDisabled empty realm": s.SetDisabled(ctx, "", "alice", exp),
 	}
+	_, checks["SeeUser empty user"] = s.SeeUser(ctx, "r", "", exp)
+	_, checks["SeeUser empty realm"] = s.SeeUser(ctx, "", "alice", exp)
 	_, checks["AddFailure empty key"] = s.AddFailure(ctx, "r", "", time.Now(), sessions.Limit{Max: 1})
 	_, checks["AcceptStep empty user"] = s.AcceptStep(ctx, "r", "", 1, exp)
 	for name, err := range checks {
@@ -263,6 +339,12 @@ func TestEmptyNames(t *testing.T) {
 	// Reads of empty names are simply absent.
 	if _, err := s.Session(ctx, "", ""); !errors.Is(err, sessions.ErrNotFound) {
 		t.Errorf("Session of empty names: %v", err)
+	}
+	if _, err := s.Profile(ctx, "", ""); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("Profile of empty names: %v", err)
+	}
+	if u, err := s.Users(ctx, ""); err != nil || len(u) != 0 {
+		t.Errorf("Users of the empty realm = %q, %v", u, err)
 	}
 	// An empty token kind and id are a valid key (they are length-prefixed).
 	must(t, s.PutToken(ctx, "r", "", "", []byte("v"), exp))
@@ -334,6 +416,12 @@ func TestSweep(t *testing.T) {
 	must(t, err)
 	_, err = s.AddFailure(ctx, "r", "locked", t0, sessions.Limit{Max: 1, Window: time.Hour, Lockout: 3 * time.Hour})
 	must(t, err)
+	// A profile, whose times are all long past, is never swept.
+	long := t0.Add(-24 * 365 * time.Hour)
+	_, err = s.SeeUser(ctx, "r", "carol", long)
+	must(t, err)
+	must(t, s.RecordVerification(ctx, "r", "carol", "totp", long))
+	must(t, s.SetDisabled(ctx, "r", "carol", long))
 	// A stale expiry entry pointing at a live session must not remove it.
 	must(t, s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bExpiry).Put(expiryKey(t0, kSession.tag, "r", []byte("s-live")), []byte{})
@@ -342,7 +430,7 @@ func TestSweep(t *testing.T) {
 	all := map[string]int{
 		"enrollments": 1, "recovery": 1,
 		"sessions": 4, "session_index": 4, "devices": 2, "device_index": 2,
-		"pending": 2, "tokens": 2, "steps": 2, "attempts": 2,
+		"pending": 2, "tokens": 2, "steps": 2, "attempts": 2, "profiles": 1,
 		"expiry": 4 + 2 + 2 + 2 + 2 + 2 + 1,
 	}
 	wantCounts(t, counts(t, s, "r"), all)
@@ -376,7 +464,7 @@ func TestSweep(t *testing.T) {
 	wantCounts(t, counts(t, s, "r"), map[string]int{
 		"enrollments": 1, "recovery": 1,
 		"sessions": 2, "session_index": 2, "devices": 1, "device_index": 1,
-		"pending": 1, "tokens": 1, "steps": 1, "attempts": 1,
+		"pending": 1, "tokens": 1, "steps": 1, "attempts": 1, "profiles": 1,
 		"expiry": 2 + 1 + 1 + 1 + 1 + 1,
 	})
 	if _, err := s.Session(ctx, "r", "s-live"); err != nil {
@@ -399,7 +487,11 @@ func TestSweep(t *testing.T) {
 		"enrollments": 1, "recovery": 1,
 		"sessions": 0, "session_index": 0, "devices": 0, "device_index": 0,
 		"pending": 0, "tokens": 0, "steps": 0, "attempts": 0, "expiry": 0,
+		"profiles": 1,
 	})
+	if p, err := s.Profile(ctx, "r", "carol"); err != nil || !p.DisabledUntil.Equal(long) {
+		t.Errorf("Profile after sweeping = %+v, %v", p, err)
+	}
 	if e, err := s.Enrollment(ctx, "r", "alice"); err != nil || e.RecoveryCodes != 1 {
 		t.Errorf("Enrollment after sweeping = %+v, %v", e, err)
 	}

@@ -158,7 +158,8 @@ func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, 
 
 // ResetUser removes, in one transaction, the user's enrollment, recovery
 // codes, last step, pending enrollment, failure counter (key = user),
-// sessions and trusted devices.
+// sessions and trusted devices, and clears the profile's LastVerified,
+// LastMethod and DisabledUntil (keeping FirstSeen).
 func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 	if user == "" {
 		return emptyNameError("user")
@@ -182,7 +183,7 @@ func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 				return err
 			}
 		}
-		return nil
+		return w.resetProfile(user)
 	})
 }
 

@@ -56,6 +56,8 @@ func testKeySlot(t *testing.T, node *redis.Client) {
 		s.keys.user("{r}", "{u}:x", sufRecovery),
 		s.keys.byID("default", tagSession, "abc"),
 		s.keys.token("r", "k", "{id}"),
+		s.keys.user("{r}", "{u}:x", sufProfile),
+		s.keys.users("{r}"),
 	} {
 		want, err := node.ClusterKeySlot(t.Context(), k).Result()
 		must(t, err)
@@ -66,7 +68,7 @@ func testKeySlot(t *testing.T, node *redis.Client) {
 }
 
 // commandKeys returns the keys of the multi-key commands the store sends:
-// EVAL/EVALSHA (their KEYS) and DEL.
+// EVAL/EVALSHA (their KEYS), DEL and EXISTS.
 func commandKeys(args []any) (name string, keys []string) {
 	if len(args) == 0 {
 		return "", nil
@@ -147,8 +149,9 @@ func (h *slotChecker) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 
 // TestSlots runs the contract suite and the awkward-name tests through a
 // hook that computes the slot of every key of every multi-key command the
-// store sends (scripts and DEL), and checks that each such command stays
-// in one slot, and that every multi-key script was seen.
+// store sends (scripts, DEL and EXISTS), and checks that each such command
+// stays in one slot, and that every multi-key script and Users' EXISTS
+// were seen.
 func TestSlots(t *testing.T) {
 	srv := redistest.Start(t)
 	client := socketClient(t, srv)
@@ -161,6 +164,7 @@ func TestSlots(t *testing.T) {
 		"enroll":        enrollScript,
 		"setRecovery":   setRecoveryScript,
 		"getEnrollment": getEnrollmentScript,
+		"resetUser":     resetUserScript,
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -169,8 +173,8 @@ func TestSlots(t *testing.T) {
 			t.Errorf("script %s never seen with several keys", name)
 		}
 	}
-	if h.checked["del"] == 0 {
-		t.Error("no multi-key DEL seen")
+	if h.checked["exists"] == 0 {
+		t.Error("no multi-key EXISTS seen")
 	}
 	if len(h.bad) > 0 {
 		t.Errorf("%d cross-slot commands, e.g. %s", len(h.bad), h.bad[0])
@@ -193,7 +197,7 @@ func TestSlotSpread(t *testing.T) {
 	for _, realm := range []string{"r", "{", "}", "{a}", "a:b"} {
 		for _, user := range []string{"u", "}{", "{x}", ":", "a}b{c"} {
 			var slots []int
-			for _, suf := range []string{sufEnrollment, sufRecovery, sufStep, sufPending, sufFailures, sufSessions, sufDevices} {
+			for _, suf := range []string{sufEnrollment, sufRecovery, sufStep, sufPending, sufFailures, sufSessions, sufDevices, sufProfile} {
 				slots = append(slots, keySlot(k.user(realm, user, suf)))
 			}
 			if len(slices.Compact(slices.Clone(slots))) != 1 {

@@ -423,3 +423,49 @@ func durationFields(d time.Duration) string {
 	}
 	return strconv.FormatInt(s, 10) + " " + strconv.FormatInt(n, 10)
 }
+
+// Profile hash fields (see the package documentation). Times are
+// "sec nsec", like the step and failure counter records.
+const (
+	fieldFirstSeen     = "first"
+	fieldLastVerified  = "verified"
+	fieldLastMethod    = "method"
+	fieldDisabledUntil = "disabled"
+)
+
+// zeroFields is timeFields(time.Time{}), how the zero time is written.
+var zeroFields = timeFields(time.Time{})
+
+// parseTime parses a "sec nsec" time field.
+func parseTime(v string) (time.Time, error) {
+	f, err := parseFields(v, 2)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if f[1] < 0 || f[1] >= 1e9 {
+		return time.Time{}, corrupt("bad nanoseconds")
+	}
+	return unixTime(f[0], f[1]), nil
+}
+
+// decodeProfile decodes a profile hash. Absent fields are zero; fields it
+// does not know are ignored.
+func decodeProfile(m map[string]string) (sessions.Profile, error) {
+	var p sessions.Profile
+	for name, t := range map[string]*time.Time{
+		fieldFirstSeen:     &p.FirstSeen,
+		fieldLastVerified:  &p.LastVerified,
+		fieldDisabledUntil: &p.DisabledUntil,
+	} {
+		v, ok := m[name]
+		if !ok {
+			continue
+		}
+		var err error
+		if *t, err = parseTime(v); err != nil {
+			return sessions.Profile{}, fmt.Errorf("profile field %s: %w", name, err)
+		}
+	}
+	p.LastMethod = m[fieldLastMethod]
+	return p, nil
+}

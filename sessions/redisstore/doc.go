@@ -54,6 +54,22 @@
 //	    (Unix seconds, rounded up).
 //	<prefix>:{<realm>:<user>}:dev    sorted set, the same for the user's
 //	    trusted devices.
+//	<prefix>:{<realm>:<user>}:prof   hash, no TTL
+//	    the user's profile: fields first, verified and disabled
+//	    ("<sec> <nsec>": FirstSeen, LastVerified, DisabledUntil) and
+//	    method (LastMethod); an absent field is the zero value.
+//	    Created by SeeUser, RecordVerification or SetDisabled, which all
+//	    set first if it is absent (or the zero time); ResetUser deletes
+//	    every field but first (and the whole key if it is not a hash or
+//	    first is malformed).
+//	<prefix>:<realm>:users           set, no TTL
+//	    the names (not escaped) of the realm's users that have, or had,
+//	    an enrollment or a profile: what Users lists. Outside every
+//	    user's hash tag, so written by a command of its own (SADD) before
+//	    the enrollment or profile write; members are never removed, and
+//	    Users keeps only those whose enr or prof key exists (one EXISTS
+//	    of the two, in the user's slot, per member), so it never scans
+//	    the keyspace.
 //	<prefix>:<realm>:s:<id>          string, TTL until Expires
 //	    a session, in a compact binary form (below).
 //	<prefix>:<realm>:d:<id>          string, TTL until Expires
@@ -68,10 +84,10 @@
 // millisecond; a record written with an expiry that has already passed is
 // deleted instead. Every read also checks the record's own expiry, so a
 // record reads as absent from its expiry on, whatever the server's clock
-// says. Only enrollments and recovery codes have no TTL: run Redis with
-// maxmemory-policy noeviction or volatile-* (never allkeys-*), and with
-// AOF if enrollments must survive a restart (appendfsync everysec loses
-// at most about a second of writes).
+// says. Only enrollments, recovery codes, profiles and the users sets
+// have no TTL: run Redis with maxmemory-policy noeviction or volatile-*
+// (never allkeys-*), and with AOF if enrollments must survive a restart
+// (appendfsync everysec loses at most about a second of writes).
 //
 // A session value is: byte 1, the user (uvarint length, bytes), a header
 // byte (how the method, client IP and user agent are stored), Expires
@@ -96,8 +112,10 @@
 // delete the pending enrollment), SetRecoveryCodes, UseRecoveryCode
 // (SREM, then SCARD), AcceptStep (compare and set, only if greater or the
 // record expired), AddFailure (window, count and lockout, with the
-// caller's now). ConsumeToken is GETDEL. Scripts never read the server's
-// clock.
+// caller's now), SeeUser (set first unless set, and read the profile),
+// RecordVerification and SetDisabled (set first unless set, and their
+// fields), and the first part of ResetUser (below). ConsumeToken is
+// GETDEL. Scripts never read the server's clock.
 //
 // Sessions and devices are keyed by ID and indexed per user, in different
 // slots, so writing one is several commands: the ID goes into the new
@@ -110,7 +128,8 @@
 // DeleteUserDevices and ResetUser delete each listed record with a script
 // that deletes it only if it still belongs to the user; ResetUser deletes
 // the user's own keys (enrollment, recovery codes, step, pending
-// enrollment, counter) in one DEL first, then the sessions and devices.
+// enrollment, counter) and clears the profile's fields but first in one
+// script first, then the sessions and devices.
 // TouchSession and TouchDevice read, modify and swap the record only if it
 // has not changed meanwhile (retrying a few times), keeping its TTL.
 package redisstore

@@ -14,6 +14,7 @@ const (
 	sufFailures   = "fail"
 	sufSessions   = "sess"
 	sufDevices    = "dev"
+	sufProfile    = "prof"
 )
 
 // Kind tags of the keys that are found by ID.
@@ -22,6 +23,9 @@ const (
 	tagDevice  = "d"
 	tagToken   = "t"
 )
+
+// tagUsers ends the key of a realm's set of user names.
+const tagUsers = "users"
 
 const hexDigits = "0123456789ABCDEF"
 
@@ -132,4 +136,11 @@ func (k keys) join(parts ...string) string {
 // token is the key of a one-time token: <prefix>:<realm>:t:<kind>:<id>.
 func (k keys) token(realm, kind, id string) string {
 	return k.join(escape(realm), tagToken, escape(kind), escape(id))
+}
+
+// users is the key of the realm's set of user names:
+// <prefix>:<realm>:users. It has no hash tag (it is not in any user's
+// slot), and no other key has the form <prefix>:<realm>:<one part>.
+func (k keys) users(realm string) string {
+	return k.join(escape(realm), tagUsers)
 }

@@ -145,7 +145,7 @@ func TestCluster(t *testing.T) {
 }
 
 // fill gives alice in realm r one of every record, with a second failure
-// counter and a token.
+// counter, a token and a profile.
 func fill(t testing.TB, s *Store) {
 	t.Helper()
 	ctx := context.Background()
@@ -163,10 +163,25 @@ func fill(t testing.TB, s *Store) {
 	_, err = s.AddFailure(ctx, "r", "ip:192.0.2.1", now, lim)
 	must(t, err)
 	must(t, s.PutToken(ctx, "r", "csrf", "tok-1", []byte("v"), now.Add(time.Hour)))
+	_, err = s.SeeUser(ctx, "r", "alice", now)
+	must(t, err)
+	must(t, s.RecordVerification(ctx, "r", "alice", "totp", now))
+}
+
+// permanent reports whether key is one of those that have no TTL:
+// enrollments, recovery codes, profiles and users sets.
+func permanent(key string) bool {
+	for _, suf := range []string{":" + sufEnrollment, ":" + sufRecovery, ":" + sufProfile, ":" + tagUsers} {
+		if strings.HasSuffix(key, suf) {
+			return true
+		}
+	}
+	return false
 }
 
 // TestKeyTTLs checks the key layout: every key the store writes has a TTL
-// except the enrollment and the recovery codes.
+// except the enrollment, the recovery codes, the profile and the realm's
+// users set.
 func TestKeyTTLs(t *testing.T) {
 	srv := redistest.Start(t)
 	c := socketClient(t, srv)
@@ -180,10 +195,12 @@ func TestKeyTTLs(t *testing.T) {
 		"ttl:r:d:dev-1",
 		"ttl:r:s:sess-1",
 		"ttl:r:t:csrf:tok-1",
+		"ttl:r:users",
 		"ttl:{r:alice}:dev",
 		"ttl:{r:alice}:enr",
 		"ttl:{r:alice}:fail",
 		"ttl:{r:alice}:pend",
+		"ttl:{r:alice}:prof",
 		"ttl:{r:alice}:rc",
 		"ttl:{r:alice}:sess",
 		"ttl:{r:alice}:step",
@@ -198,11 +215,10 @@ func TestKeyTTLs(t *testing.T) {
 		typ, err := c.Type(ctx, k).Result()
 		must(t, err)
 		t.Logf("%-28s %-6s TTL %v", k, typ, d)
-		permanent := strings.HasSuffix(k, ":enr") || strings.HasSuffix(k, ":rc")
 		switch {
-		case permanent && d != -1:
+		case permanent(k) && d != -1:
 			t.Errorf("%s has TTL %v, want none", k, d)
-		case !permanent && d <= 0:
+		case !permanent(k) && d <= 0:
 			t.Errorf("%s has no TTL (%v)", k, d)
 		}
 	}
@@ -228,6 +244,27 @@ func TestKeyTTLs(t *testing.T) {
 	}
 	if d := c.PTTL(ctx, "ttl:{r:bob}:fail").Val(); d < 2*time.Hour-time.Minute || d > 2*time.Hour+time.Second {
 		t.Errorf("locked counter TTL %v, want about 2h", d)
+	}
+	// Profile writes never set a TTL, however old their times.
+	long := now.Add(-10 * 365 * 24 * time.Hour)
+	must(t, s.SetDisabled(ctx, "r", "carol", long))
+	must(t, s.RecordVerification(ctx, "r", "carol", "totp", long))
+	_, err = s.SeeUser(ctx, "r", "carol", long)
+	must(t, err)
+	must(t, s.ResetUser(ctx, "r", "alice"))
+	for _, k := range []string{"ttl:{r:carol}:prof", "ttl:{r:alice}:prof", "ttl:r:users"} {
+		if d := c.PTTL(ctx, k).Val(); d != -1 {
+			t.Errorf("%s TTL %v, want none", k, d)
+		}
+	}
+	// The profile is a hash, readable in redis-cli.
+	m := c.HGetAll(ctx, "ttl:{r:alice}:prof").Val()
+	if len(m) != 1 || m["first"] == "" {
+		t.Errorf("profile after ResetUser = %v, want only first", m)
+	}
+	t.Logf("profile of carol: %v", c.HGetAll(ctx, "ttl:{r:carol}:prof").Val())
+	if u := c.SMembers(ctx, "ttl:r:users").Val(); len(u) != 2 {
+		t.Errorf("users set = %q, want alice and carol", u)
 	}
 }
 
@@ -259,7 +296,7 @@ func TestExpiredWritesDelete(t *testing.T) {
 	// key was deleted, not kept forever.
 	keys := c.Keys(ctx, "exp:*").Val()
 	for _, k := range keys {
-		if d := c.PTTL(ctx, k).Val(); d == -1 && !strings.HasSuffix(k, ":enr") && !strings.HasSuffix(k, ":rc") {
+		if d := c.PTTL(ctx, k).Val(); d == -1 && !permanent(k) {
 			t.Errorf("%s has no TTL", k)
 		}
 	}
@@ -357,6 +394,16 @@ func everyMethodTimed(s *Store) (map[string]error, map[string]time.Duration) {
 	errs["PutToken"] = s.PutToken(ctx, "r", "csrf", "tok-2", []byte("v"), exp)
 	timed()
 	_, errs["ConsumeToken"] = s.ConsumeToken(ctx, "r", "csrf", "tok-1")
+	timed()
+	_, errs["Users"] = s.Users(ctx, "r")
+	timed()
+	_, errs["Profile"] = s.Profile(ctx, "r", "alice")
+	timed()
+	_, errs["SeeUser"] = s.SeeUser(ctx, "r", "alice", now)
+	timed()
+	errs["RecordVerification"] = s.RecordVerification(ctx, "r", "alice", "totp", now)
+	timed()
+	errs["SetDisabled"] = s.SetDisabled(ctx, "r", "alice", exp)
 	timed()
 	errs["Ping"] = s.Ping(ctx)
 	timed()
@@ -493,6 +540,7 @@ func TestTwoInstances(t *testing.T) {
 		start                   = make(chan struct{})
 		codeWins, stepWins, tok atomic.Int64
 		failures                sync.Map
+		firstSeen               [n]time.Time
 	)
 	lim := sessions.Limit{Max: 1000, Window: time.Hour, Lockout: time.Hour}
 	now := time.Now()
@@ -529,12 +577,23 @@ func TestTwoInstances(t *testing.T) {
 			if _, dup := failures.LoadOrStore(at.Failures, i); dup {
 				t.Errorf("two AddFailure calls returned count %d", at.Failures)
 			}
+			p, err := s.SeeUser(ctx, "r", "bob", now.Add(time.Duration(i)*time.Second))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			firstSeen[i] = p.FirstSeen
 		})
 	}
 	close(start)
 	wg.Wait()
 	if codeWins.Load() != 1 || stepWins.Load() != 1 || tok.Load() != 1 {
 		t.Fatalf("wins: recovery code %d, TOTP step %d, token %d; want 1 each", codeWins.Load(), stepWins.Load(), tok.Load())
+	}
+	for i := range n {
+		if !firstSeen[i].Equal(firstSeen[0]) {
+			t.Fatalf("SeeUser on two instances returned FirstSeen %v and %v", firstSeen[0], firstSeen[i])
+		}
 	}
 	for _, s := range []*Store{a, b} {
 		at, err := s.Attempts(ctx, "r", "alice", now)
@@ -655,9 +714,13 @@ func TestCorruptRecords(t *testing.T) {
 	for _, k := range []string{
 		"bad:r:s:sess-1", "bad:r:d:dev-1", "bad:r:t:csrf:tok-1",
 		"bad:{r:alice}:enr", "bad:{r:alice}:pend", "bad:{r:alice}:step", "bad:{r:alice}:fail",
+		"bad:{r:alice}:prof", // a string, not a hash
 	} {
 		must(t, c.Set(ctx, k, "\x09garbage", 0).Err())
 	}
+	// A hash with a malformed time.
+	must(t, c.HSet(ctx, "bad:{r:bob}:prof", "first", "1 2", "verified", "yesterday").Err())
+	must(t, c.SAdd(ctx, "bad:r:users", "bob").Err())
 	now := time.Now()
 	errs := map[string]error{}
 	_, errs["Session"] = s.Session(ctx, "r", "sess-1")
@@ -672,6 +735,12 @@ func TestCorruptRecords(t *testing.T) {
 	_, errs["AcceptStep"] = s.AcceptStep(ctx, "r", "alice", 1<<45, now.Add(time.Minute))
 	_, errs["AddFailure"] = s.AddFailure(ctx, "r", "alice", now, sessions.Limit{Max: 3, Window: time.Minute})
 	_, errs["Attempts"] = s.Attempts(ctx, "r", "alice", now)
+	_, errs["Profile"] = s.Profile(ctx, "r", "alice")
+	_, errs["SeeUser"] = s.SeeUser(ctx, "r", "alice", now)
+	errs["RecordVerification"] = s.RecordVerification(ctx, "r", "alice", "totp", now)
+	errs["SetDisabled"] = s.SetDisabled(ctx, "r", "alice", now)
+	_, errs["Profile of bob"] = s.Profile(ctx, "r", "bob")
+	_, errs["SeeUser of bob"] = s.SeeUser(ctx, "r", "bob", now)
 	for name, err := range errs {
 		wantFailure(t, name+" of a corrupt record", err)
 	}
@@ -680,6 +749,24 @@ func TestCorruptRecords(t *testing.T) {
 	must(t, s.ResetUser(ctx, "r", "alice"))
 	if _, err := s.Enrollment(ctx, "r", "alice"); !errors.Is(err, sessions.ErrNotFound) {
 		t.Errorf("Enrollment after ResetUser: %v", err)
+	}
+	// ResetUser drops a profile that is not a hash, and clears the
+	// malformed fields of one that is (its first field is fine).
+	if _, err := s.Profile(ctx, "r", "alice"); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("Profile after ResetUser of a corrupt one: %v", err)
+	}
+	must(t, s.ResetUser(ctx, "r", "bob"))
+	if p, err := s.Profile(ctx, "r", "bob"); err != nil || p.FirstSeen.Unix() != 1 || p.FirstSeen.Nanosecond() != 2 {
+		t.Errorf("Profile of bob after ResetUser = %+v, %v", p, err)
+	}
+	// A profile whose first field is malformed is dropped too.
+	must(t, c.HSet(ctx, "bad:{r:carol}:prof", "first", "garbage").Err())
+	must(t, s.ResetUser(ctx, "r", "carol"))
+	if n := c.Exists(ctx, "bad:{r:carol}:prof").Val(); n != 0 {
+		t.Errorf("profile with a malformed first survived ResetUser")
+	}
+	if u, err := s.Users(ctx, "r"); err != nil || !slices.Equal(u, []string{"bob"}) {
+		t.Errorf("Users = %q, %v; want bob", u, err)
 	}
 }
 
@@ -705,7 +792,13 @@ func TestEmptyNames(t *testing.T) {
 		"DeleteSession empty realm": s.DeleteSession(ctx, "", "id"),
 		"DeleteDevice empty realm":  s.DeleteDevice(ctx, "", "id"),
 		"ClearFailures empty realm": s.ClearFailures(ctx, "", "k"),
+		"RecordVerification user":   s.RecordVerification(ctx, "r", "", "totp", exp),
+		"RecordVerification realm":  s.RecordVerification(ctx, "", "u", "totp", exp),
+		"SetDisabled empty user":    s.SetDisabled(ctx, "r", "", exp),
+		"SetDisabled empty realm":   s.SetDisabled(ctx, "", "u", exp),
 	}
+	_, checks["SeeUser empty user"] = s.SeeUser(ctx, "r", "", exp)
+	_, checks["SeeUser empty realm"] = s.SeeUser(ctx, "", "u", exp)
 	_, checks["ConsumeToken empty realm"] = s.ConsumeToken(ctx, "", "k", "t")
 	_, checks["UseRecoveryCode empty realm"] = s.UseRecoveryCode(ctx, "", "u", "h")
 	_, checks["AddFailure empty key"] = s.AddFailure(ctx, "r", "", time.Now(), sessions.Limit{Max: 1})
@@ -717,6 +810,12 @@ func TestEmptyNames(t *testing.T) {
 	}
 	if _, err := s.Session(ctx, "", ""); !errors.Is(err, sessions.ErrNotFound) {
 		t.Errorf("Session of empty names: %v", err)
+	}
+	if _, err := s.Profile(ctx, "", ""); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("Profile of empty names: %v", err)
+	}
+	if u, err := s.Users(ctx, ""); err != nil || len(u) != 0 {
+		t.Errorf("Users of the empty realm = %q, %v", u, err)
 	}
 	must(t, s.PutToken(ctx, "r", "", "", []byte("v"), exp))
 	if v, err := s.ConsumeToken(ctx, "r", "", ""); err != nil || string(v) != "v" {
@@ -802,5 +901,79 @@ func TestExplicitClock(t *testing.T) {
 	set(t0.Add(time.Minute))
 	if ok, _ := s.AcceptStep(ctx, "r", "u", 50, t0.Add(2*time.Minute)); !ok {
 		t.Fatal("lower step refused after the record expired")
+	}
+}
+
+// commandNames is a go-redis hook that records the names of the commands
+// sent.
+type commandNames struct {
+	mu    sync.Mutex
+	names map[string]int
+}
+
+func (h *commandNames) add(cmd redis.Cmder) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.names[cmd.Name()]++
+}
+
+func (h *commandNames) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *commandNames) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.add(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *commandNames) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.add(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestUsers checks how Users reads: the realm's users set and one EXISTS
+// per member, never a scan of the keyspace, across several pipeline
+// batches, skipping members that have neither an enrollment nor a
+// profile.
+func TestUsers(t *testing.T) {
+	srv := redistest.Start(t)
+	c := socketClient(t, srv)
+	s := New(c, Options{KeyPrefix: "users"})
+	ctx := t.Context()
+	const n = 2*usersBatch + 7
+	var want []string
+	for i := range n {
+		u := fmt.Sprintf("user%05d", i)
+		if i%3 == 0 {
+			must(t, s.Enroll(ctx, "r", u, sessions.Enrollment{SealedSecret: []byte("x")}, nil))
+		} else {
+			must(t, s.SetDisabled(ctx, "r", u, time.Now()))
+		}
+		want = append(want, u)
+	}
+	// Members without records: left by a failed write, or by ResetUser of
+	// a user without a profile.
+	must(t, c.SAdd(ctx, "users:r:users", "ghost", "zombie").Err())
+	must(t, s.ResetUser(ctx, "r", "user00000"))
+	want = want[1:]
+
+	h := &commandNames{names: map[string]int{}}
+	c.AddHook(h)
+	got, err := s.Users(ctx, "r")
+	must(t, err)
+	if !slices.Equal(got, want) {
+		t.Fatalf("Users returned %d users (%q ...), want %d", len(got), got[:min(3, len(got))], len(want))
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	// A new pooled connection sends HELLO and CLIENT SETINFO first.
+	delete(h.names, "hello")
+	delete(h.names, "client")
+	if len(h.names) != 2 || h.names["smembers"] != 1 || h.names["exists"] != n+2 {
+		t.Errorf("Users sent %v, want 1 smembers and %d exists", h.names, n+2)
 	}
 }

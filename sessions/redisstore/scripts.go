@@ -197,3 +197,66 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 `)
+
+// luaProfile holds the helper of the profile scripts. A profile is a hash
+// (fields first, verified, method, disabled).
+//
+// setFirst sets the field first of the profile key to t unless it holds a
+// time other than zero (the encoding of the zero time).
+const luaProfile = `
+local function setFirst(key, t, zero)
+	local f = redis.call('HGET', key, 'first')
+	if not f or f == zero then
+		redis.call('HSET', key, 'first', t)
+	end
+end
+`
+
+// seeUserScript: KEYS[1] = profile. ARGV: t, zero time.
+// Sets first to t unless set, and returns the profile (HGETALL).
+var seeUserScript = redis.NewScript(luaProfile + `
+setFirst(KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+`)
+
+// recordVerificationScript: KEYS[1] = profile. ARGV: t, zero time,
+// method. Sets first to t unless set, verified to t and method.
+var recordVerificationScript = redis.NewScript(luaProfile + `
+setFirst(KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[1], 'verified', ARGV[1], 'method', ARGV[3])
+return 1
+`)
+
+// setDisabledScript: KEYS[1] = profile. ARGV: now, zero time, until ("" to
+// clear). Sets first to now unless set, and disabled to until (or deletes
+// it).
+var setDisabledScript = redis.NewScript(luaProfile + `
+setFirst(KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '' then
+	redis.call('HDEL', KEYS[1], 'disabled')
+else
+	redis.call('HSET', KEYS[1], 'disabled', ARGV[3])
+end
+return 1
+`)
+
+// resetUserScript: KEYS = enrollment, recovery codes, step, pending
+// enrollment, the user's failure counter, profile.
+// Deletes the first five, and clears the profile's verified, method and
+// disabled (keeping first). A profile that is not a hash, or whose first
+// is malformed, is deleted instead, so that a reset always succeeds.
+var resetUserScript = redis.NewScript(`
+local typ = redis.call('TYPE', KEYS[6])['ok']
+local keep = false
+if typ == 'hash' then
+	local f = redis.call('HGET', KEYS[6], 'first')
+	keep = f and string.match(f, '^%-?%d+ %d+$') ~= nil
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+if keep then
+	redis.call('HDEL', KEYS[6], 'verified', 'method', 'disabled')
+elseif typ ~= 'none' then
+	redis.call('DEL', KEYS[6])
+end
+return 1
+`)

@@ -161,8 +161,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // EvictionPolicy returns the server's maxmemory-policy, and whether it is
-// risky: an allkeys-* policy lets Redis evict enrollments and recovery
-// codes (which have no TTL) when memory runs out; the safe choices are
+// risky: an allkeys-* policy lets Redis evict enrollments, recovery codes,
+// profiles and users sets (which have no TTL) when memory runs out; the safe choices are
 // noeviction and the volatile-* policies. Managed services often disable
 // CONFIG; then policy is "" and err says why, and callers just log it.
 func (s *Store) EvictionPolicy(ctx context.Context) (policy string, risky bool, err error) {
@@ -222,7 +222,8 @@ func hashArgs(first any, hashes []string) []any {
 
 // Enroll saves a confirmed enrollment and its recovery code hashes
 // atomically if the user has none (else sessions.ErrExists), and deletes
-// the pending enrollment. Duplicate hashes are stored once.
+// the pending enrollment. Duplicate hashes are stored once. The user is
+// listed in the realm's users set first, in a command of its own.
 func (s *Store) Enroll(ctx context.Context, realm, user string, e sessions.Enrollment, recoveryHashes []string) error {
 	const op = "enrolling"
 	switch {
@@ -237,6 +238,9 @@ func (s *Store) Enroll(ctx context.Context, realm, user string, e sessions.Enrol
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
+	if err := s.addUser(ctx, realm, user); err != nil {
+		return fail(op, err)
+	}
 	n, err := enrollScript.Run(ctx, s.rdb, []string{
 		s.keys.user(realm, user, sufEnrollment),
 		s.keys.user(realm, user, sufRecovery),
@@ -323,9 +327,12 @@ func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, 
 
 // ResetUser forgets everything about the user. The enrollment, recovery
 // codes, last step, pending enrollment and the user's own failure counter
-// go first, in one command; then the user's sessions and trusted devices,
-// one by one (they are in other cluster slots). If it fails half-way, a
-// retry finishes the job.
+// go first, together with the profile's LastVerified, LastMethod and
+// DisabledUntil (FirstSeen is kept), in one script; then the user's
+// sessions and trusted devices, one by one (they are in other cluster
+// slots). If it fails half-way, a retry finishes the job. The user stays
+// in the realm's users set (Users skips members with neither an
+// enrollment nor a profile).
 func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 	const op = "resetting user"
 	switch {
@@ -336,13 +343,14 @@ func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	err := s.rdb.Del(ctx,
+	err := resetUserScript.Run(ctx, s.rdb, []string{
 		s.keys.user(realm, user, sufEnrollment),
 		s.keys.user(realm, user, sufRecovery),
 		s.keys.user(realm, user, sufStep),
 		s.keys.user(realm, user, sufPending),
 		s.keys.user(realm, user, sufFailures),
-	).Err()
+		s.keys.user(realm, user, sufProfile),
+	}).Err()
 	if err != nil {
 		return fail(op, err)
 	}

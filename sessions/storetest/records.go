@@ -360,6 +360,8 @@ var realmTests = []test{
 		wantAttempts(t, s, "r2", "alice", base(), sessions.Attempts{})
 		_, err = s.ConsumeToken(ctx, "r2", "k", "t")
 		notFound(t, err, "ConsumeToken in another realm")
+		noProfile(t, s, "r2", "alice")
+		wantUsers(t, s, "r2")
 
 		// Writes in r2 leave r1 alone.
 		wantAccept(t, s, "r2", "alice", 1, future(), true)
@@ -378,7 +380,11 @@ var realmTests = []test{
 		ok(t, s.ClearFailures(ctx, "r2", "alice"), "ClearFailures")
 		ok(t, s.ResetUser(ctx, "r2", "alice"), "ResetUser")
 		enroll(t, s, "r2", "alice", newEnrollment("r2"), "r2-h1")
+		seeUser(t, s, "r2", "alice", t2022, sessions.Profile{FirstSeen: t2022})
+		recordVerification(t, s, "r2", "alice", "totp", t2022)
+		setDisabled(t, s, "r2", "alice", time.Time{})
 		wantFilled(t, s, "r1", "alice")
+		wantUsers(t, s, "r1", "alice")
 		wantToken(t, s, "r1", "k", "t", []byte("v"))
 	}},
 	{"SameKeys", func(t *testing.T, s sessions.Store) {

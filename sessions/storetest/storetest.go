@@ -48,6 +48,8 @@ func Run(t *testing.T, open func(t *testing.T) sessions.Store) {
 		{"Sessions", sessionTests},
 		{"Devices", deviceTests},
 		{"Tokens", tokenTests},
+		{"Profiles", profileTests},
+		{"Users", userListTests},
 		{"Realms", realmTests},
 		{"Names", nameTests},
 		{"Ping", pingTests},

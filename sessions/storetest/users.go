@@ -182,11 +182,18 @@ var stepTests = []test{
 	}},
 }
 
-// fillUser gives user in realm one of everything ResetUser forgets.
+// filledProfile is the profile fillUser gives every user.
+var filledProfile = sessions.Profile{FirstSeen: t2020, LastVerified: t2021, LastMethod: "recovery", DisabledUntil: t2100}
+
+// fillUser gives user in realm one of everything ResetUser forgets, and
+// a profile (filledProfile).
 func fillUser(t *testing.T, s sessions.Store, realm, user string) {
 	t.Helper()
 	ctx := t.Context()
 	enroll(t, s, realm, user, newEnrollment(user), user+"-h1", user+"-h2")
+	seeUser(t, s, realm, user, t2020, sessions.Profile{FirstSeen: t2020})
+	recordVerification(t, s, realm, user, "recovery", t2021)
+	setDisabled(t, s, realm, user, t2100)
 	wantAccept(t, s, realm, user, 1000, future(), true)
 	p := sessions.PendingEnrollment{SealedSecret: []byte(user), Created: base(), Expires: future()}
 	ok(t, s.PutPendingEnrollment(ctx, realm, user, p), "PutPendingEnrollment")
@@ -221,6 +228,7 @@ func wantFilled(t *testing.T, s sessions.Store, realm, user string) {
 	if a.Failures != 1 {
 		t.Fatalf("Attempts(%q, %q).Failures = %d, want 1", realm, user, a.Failures)
 	}
+	wantProfile(t, s, realm, user, filledProfile)
 }
 
 var resetTests = []test{
@@ -250,6 +258,9 @@ var resetTests = []test{
 		notFound(t, err, "Device after ResetUser")
 		wantDeviceIDs(t, s, "r1", "alice")
 		wantAttempts(t, s, "r1", "alice", base(), sessions.Attempts{})
+		// The profile keeps only FirstSeen.
+		wantProfile(t, s, "r1", "alice", sessions.Profile{FirstSeen: filledProfile.FirstSeen})
+		wantUsers(t, s, "r1", "alice", "bob")
 
 		// Others are untouched.
 		wantFilled(t, s, "r1", "bob")
@@ -261,9 +272,34 @@ var resetTests = []test{
 		}
 		wantToken(t, s, "r1", "invite", "alice", []byte("tok"))
 
-		// The user can enroll afresh.
+		// The user can enroll afresh; the grace period does not restart.
 		enroll(t, s, "r1", "alice", newEnrollment("new"), "n1")
 		wantRecoveryCodes(t, s, "r1", "alice", 1)
+		seeUser(t, s, "r1", "alice", t2022, sessions.Profile{FirstSeen: filledProfile.FirstSeen})
+		recordVerification(t, s, "r1", "alice", "totp", t2022)
+		wantProfile(t, s, "r1", "alice", sessions.Profile{FirstSeen: filledProfile.FirstSeen, LastVerified: t2022, LastMethod: "totp"})
+	}},
+	{"ProfileOnly", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		setDisabled(t, s, "r", "alice", t2100)
+		recordVerification(t, s, "r", "alice", "totp", t2021)
+		first, err := s.Profile(ctx, "r", "alice")
+		ok(t, err, "Profile")
+		ok(t, s.ResetUser(ctx, "r", "alice"), "ResetUser")
+		wantProfile(t, s, "r", "alice", sessions.Profile{FirstSeen: first.FirstSeen})
+		ok(t, s.ResetUser(ctx, "r", "alice"), "ResetUser again")
+		wantProfile(t, s, "r", "alice", sessions.Profile{FirstSeen: first.FirstSeen})
+		wantUsers(t, s, "r", "alice")
+	}},
+	{"NoProfile", func(t *testing.T, s sessions.Store) {
+		// Resetting a user without a profile does not create one.
+		ctx := t.Context()
+		enroll(t, s, "r", "alice", newEnrollment("alice"), "h1")
+		ok(t, s.ResetUser(ctx, "r", "alice"), "ResetUser")
+		noProfile(t, s, "r", "alice")
+		ok(t, s.ResetUser(ctx, "r", "nobody"), "ResetUser")
+		noProfile(t, s, "r", "nobody")
+		wantUsers(t, s, "r")
 	}},
 	{"Unknown", func(t *testing.T, s sessions.Store) {
 		ok(t, s.ResetUser(t.Context(), "r", "nobody"), "ResetUser of an unknown user")
