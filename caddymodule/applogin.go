@@ -201,7 +201,7 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 		method = MethodTrustedDevice
 	}
 	if !ok {
-		return h.requireSecondFactor(w, r, user)
+		return h.enforce(w, r, next, repl, user, t)
 	}
 	if b.Method == MethodPending {
 		if err := h.verifyBinding(r, id, b, method, t); err != nil {

@@ -36,6 +36,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        unknown_session relogin|deny    # default relogin
 //	    }
 //	    anonymous      deny|allow           # default deny
+//	    require        all|enrolled|users <u...>|groups <g...>  # default all
+//	    groups         <placeholder>        # the user's groups, comma-separated
+//	    exempt         users <u...>|groups <g...>  # globs; may appear once for each
+//	    enrollment     open|invite          # default open
+//	    grace          <duration>           # default 0: "remind me later" until then
 //	    issuer         <name>               # default: the request's host
 //	    realm          <name>               # default "default"
 //	    secret         <value>              # >= 32 bytes; default: generated, kept in Caddy's data dir
@@ -192,8 +197,76 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.AppLogin = al
 
-		case "require", "groups", "exempt", "enrollment":
-			return d.Errf("%s: not supported by this version of two_factor", opt)
+		case "require":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("require: expected all, enrolled, users <name...> or groups <name...>")
+			}
+			q := &Requirement{Mode: args[0]}
+			switch args[0] {
+			case "users":
+				q.Users = args[1:]
+			case "groups":
+				q.Groups = args[1:]
+			default:
+				if len(args) > 1 {
+					return d.Errf("require %s: takes no names, got %q", args[0], args[1])
+				}
+			}
+			if err := q.validate(); err != nil {
+				return d.Errf("%v", err)
+			}
+			h.Require = q
+
+		case "groups":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			h.Groups = val
+
+		case "exempt":
+			// exempt may appear twice: once for users, once for groups.
+			delete(seen, "exempt")
+			args := d.RemainingArgs()
+			if len(args) < 2 || (args[0] != "users" && args[0] != "groups") {
+				return d.Errf("exempt: expected users <name...> or groups <name...>")
+			}
+			if h.Exempt == nil {
+				h.Exempt = &Exemption{}
+			}
+			list := &h.Exempt.Users
+			if args[0] == "groups" {
+				list = &h.Exempt.Groups
+			}
+			if len(*list) > 0 {
+				return d.Errf("exempt %s: specified more than once", args[0])
+			}
+			if err := validGlobs("exempt "+args[0], args[1:]); err != nil {
+				return d.Errf("%v", err)
+			}
+			*list = args[1:]
+
+		case "enrollment":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			if val != "open" && val != "invite" {
+				return d.Errf("enrollment: must be open or invite, got %q", val)
+			}
+			h.Enrollment = val
+
+		case "grace":
+			val, err := oneArg(d, opt)
+			if err != nil {
+				return err
+			}
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur < 0 {
+				return d.Errf("grace: invalid duration %q", val)
+			}
+			h.Grace = caddy.Duration(dur)
 
 		default:
 			return d.Errf("unrecognized two_factor option %q", opt)

@@ -114,7 +114,6 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two_factor {\n store file /x {\n y\n }\n}", "store file: takes no block"},
 		{"two_factor {\n store file a b\n}", "store file: takes at most one path, got 2 arguments"},
 		{"two_factor {\n issuer a\n issuer b\n}", "issuer: specified more than once"},
-		{"two_factor {\n require users alice\n}", "require: not supported by this version of two_factor"},
 		{"two_factor {\n title x {\n  y\n }\n}", "title: takes no block"},
 	} {
 		t.Run(tc.input, func(t *testing.T) {

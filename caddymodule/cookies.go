@@ -203,6 +203,11 @@ func safeReturn(target, prefix string) string {
 		return "/"
 	}
 	if lower := strings.ToLower(u.Path); lower == prefix || strings.HasPrefix(lower, prefix+"/") {
+		// The settings page is the one gate page worth returning to (it
+		// never redirects to its own rd, so this cannot loop).
+		if u.Path == prefix+"/settings" {
+			return target
+		}
 		return "/"
 	}
 	return target

@@ -39,6 +39,7 @@ const (
 	DefaultFailureWindow = 5 * time.Minute
 	DefaultLockout       = 15 * time.Minute
 	DefaultRecoveryCodes = 10
+	DefaultInviteTTL     = 72 * time.Hour
 
 	// pendingEnrollmentTTL is how long a secret shown on the enrollment
 	// page can still be confirmed.
@@ -86,6 +87,29 @@ type Handler struct {
 	// to nothing: "deny" (default; 403 and a warning in the log naming
 	// the placeholder) or "allow" (passed on unverified).
 	Anonymous string `json:"anonymous,omitempty"`
+
+	// Require says who must use 2FA: everyone (default), only users who
+	// enrolled (optional 2FA), or listed users or groups. Users who
+	// enrolled are always challenged.
+	Require *Requirement `json:"require,omitempty"`
+
+	// Groups is a placeholder giving the user's groups, comma-separated
+	// (e.g. {http.request.header.Remote-Groups} after forward_auth), for
+	// require groups and exempt groups.
+	Groups string `json:"groups,omitempty"`
+
+	// Exempt users or groups (globs, e.g. guests) never need a second
+	// factor; they pass with {http.two_factor.method} = exempt.
+	Exempt *Exemption `json:"exempt,omitempty"`
+
+	// Enrollment is "open" (default: a user who must use 2FA enrolls on
+	// first login) or "invite" (only through a one-time link from an
+	// admin, so someone with a stolen password cannot enroll first).
+	Enrollment string `json:"enrollment,omitempty"`
+
+	// Grace lets a user who must enroll press "remind me later" until
+	// this long after the gate first saw them. Default: 0 (no grace).
+	Grace caddy.Duration `json:"grace,omitempty"`
 
 	// Issuer is the name authenticator apps show next to the code.
 	// Default: the request's host.
@@ -167,6 +191,8 @@ type Handler struct {
 	recovery int
 	cop      *http.CrossOriginProtection
 	logger   *zap.Logger
+
+	inviteTTL time.Duration
 
 	sessionCodec *securecookie.SecureCookie
 	deviceCodec  *securecookie.SecureCookie
@@ -289,6 +315,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Store.Backend == "redis" && h.Secret == "" {
 		return fmt.Errorf("secret: required with store redis: every instance sharing the store must derive the same keys (set the same secret everywhere, e.g. secret {env.TWO_FACTOR_SECRET})")
 	}
+	h.inviteTTL = DefaultInviteTTL
 	h.params = challenge.DefaultParams()
 	if h.Realm != DefaultRealm {
 		h.cookieSuffix = "_" + cookieSafe(h.Realm)
@@ -334,6 +361,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
 	}
+	registerRealm(h)
 	return nil
 }
 
@@ -343,6 +371,33 @@ func (h *Handler) Validate() error {
 	case "", "deny", "allow":
 	default:
 		return fmt.Errorf("anonymous: must be deny or allow, got %q", h.Anonymous)
+	}
+	if h.Require != nil {
+		if err := h.Require.validate(); err != nil {
+			return err
+		}
+		if h.Require.Mode == "groups" && h.Groups == "" {
+			return fmt.Errorf("require groups: needs the groups option (a placeholder with the user's groups)")
+		}
+	}
+	if h.Exempt != nil {
+		if err := validGlobs("exempt users", h.Exempt.Users); err != nil {
+			return err
+		}
+		if err := validGlobs("exempt groups", h.Exempt.Groups); err != nil {
+			return err
+		}
+		if len(h.Exempt.Groups) > 0 && h.Groups == "" {
+			return fmt.Errorf("exempt groups: needs the groups option (a placeholder with the user's groups)")
+		}
+	}
+	switch h.Enrollment {
+	case "", "open", "invite":
+	default:
+		return fmt.Errorf("enrollment: must be open or invite, got %q", h.Enrollment)
+	}
+	if h.Grace < 0 {
+		return fmt.Errorf("grace: must not be negative, got %v", time.Duration(h.Grace))
 	}
 	if h.AppLogin != nil {
 		if err := h.AppLogin.validate(); err != nil {
@@ -398,6 +453,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases the store.
 func (h *Handler) Cleanup() error {
+	unregisterRealm(h)
 	if h.storeKey != "" {
 		_, err := stores.Delete(h.storeKey)
 		return err

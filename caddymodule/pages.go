@@ -61,11 +61,22 @@ func (h *Handler) serveGate(w http.ResponseWriter, r *http.Request, user string)
 			return h.postChallenge(w, r, user, rd)
 		}
 		return h.getChallenge(w, r, user, rd)
+	case "/settings":
+		return h.serveSettings(w, r, user, rd)
+	case "/later":
+		if !post {
+			w.Header().Set("Allow", "POST")
+			return h.renderError(w, r, http.StatusMethodNotAllowed, "method")
+		}
+		return h.postLater(w, r, user, rd)
 	case "/logout":
 		if post {
 			return h.postLogout(w, r, user)
 		}
 		return h.page(w, r, user, http.StatusOK, templates.PageLogout, templates.Data{Return: rd})
+	}
+	if token, ok := strings.CutPrefix(r.URL.Path, h.PathPrefix+"/invite/"); ok && !post && token != "" {
+		return h.getInvite(w, r, user, token)
 	}
 	return h.renderError(w, r, http.StatusNotFound, "not_found")
 }
@@ -96,17 +107,21 @@ func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd str
 		return h.unavailable(w, r, err)
 	}
 	if secret == nil {
-		if secret, err = challenge.NewSecret(); err != nil {
+		if h.Enrollment == "invite" {
+			// Only an invite link starts an enrollment.
+			h.audit(r, "enroll", user, "", "refused", "invite_required")
+			return h.renderError(w, r, http.StatusForbidden, "invite_required")
+		}
+		if err := h.newPendingEnrollment(r, user, t, pendingEnrollmentTTL); err != nil {
 			return h.unavailable(w, r, err)
 		}
-		sealed, err := h.keys.Seal(h.Realm, user, secret)
-		if err != nil {
-			return h.unavailable(w, r, err)
-		}
-		p = sessions.PendingEnrollment{SealedSecret: sealed, Created: t, Expires: t.Add(pendingEnrollmentTTL)}
-		if err := h.store.PutPendingEnrollment(ctx, h.Realm, user, p); err != nil {
-			return h.unavailable(w, r, err)
-		}
+		return h.getEnroll(w, r, user, rd, problem, status)
+	}
+	var grace *templates.Grace
+	if end, ok, err := h.graceLeft(r, user, t); err != nil {
+		return h.unavailable(w, r, err)
+	} else if ok {
+		grace = &templates.Grace{Until: end, Left: end.Sub(t)}
 	}
 	params := challenge.DefaultParams()
 	uri := challenge.KeyURI(h.issuer(r), user, secret, params)
@@ -126,8 +141,24 @@ func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd str
 			Digits:       params.Digits,
 			Period:       params.Period,
 			Expires:      p.Expires,
+			Grace:        grace,
 		},
 	})
+}
+
+// newPendingEnrollment starts an unconfirmed enrollment with a new secret,
+// replacing any earlier one.
+func (h *Handler) newPendingEnrollment(r *http.Request, user string, t time.Time, ttl time.Duration) error {
+	secret, err := challenge.NewSecret()
+	if err != nil {
+		return err
+	}
+	sealed, err := h.keys.Seal(h.Realm, user, secret)
+	clear(secret)
+	if err != nil {
+		return err
+	}
+	return h.store.PutPendingEnrollment(r.Context(), h.Realm, user, sessions.PendingEnrollment{SealedSecret: sealed, Created: t, Expires: t.Add(ttl)})
 }
 
 // postEnroll confirms an enrollment with the first code. Only then is the
@@ -161,12 +192,8 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 	}
 	var codes, hashes []string
 	if h.recovery > 0 {
-		if codes, err = challenge.NewRecoveryCodes(h.recovery); err != nil {
+		if codes, hashes, err = h.newRecoveryCodes(user); err != nil {
 			return h.unavailable(w, r, err)
-		}
-		for _, c := range codes {
-			n, _ := challenge.NormalizeRecoveryCode(c)
-			hashes = append(hashes, challenge.HashRecoveryCode(h.keys.RecoveryMAC, h.Realm, user, n))
 		}
 	}
 	err = h.store.Enroll(ctx, h.Realm, user, e, hashes)

@@ -80,7 +80,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.pass(w, r, next, repl, user, MethodTrustedDevice)
 		}
 	}
-	return h.requireSecondFactor(w, r, user)
+	return h.enforce(w, r, next, repl, user, t)
 }
 
 // pass hands the request on with the placeholders set and the gate's
@@ -253,6 +253,9 @@ func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method
 	if err := h.verifyAppBinding(r, user, method, t); err != nil {
 		return err
 	}
+	if err := h.store.RecordVerification(r.Context(), h.Realm, user, method, t); err != nil {
+		return err
+	}
 	h.audit(r, "verify", user, method, "success", "")
 	return nil
 }
@@ -287,11 +290,19 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, met
 // other client, in JSON, where that page is.
 func (h *Handler) requireSecondFactor(w http.ResponseWriter, r *http.Request, user string) error {
 	_, err := h.store.Enrollment(r.Context(), h.Realm, user)
-	page := "/challenge"
-	if errors.Is(err, sessions.ErrNotFound) {
-		page = "/enroll"
-	} else if err != nil {
+	if err != nil && !errors.Is(err, sessions.ErrNotFound) {
 		return h.unavailable(w, r, err)
+	}
+	return h.redirectToGate(w, r, err == nil)
+}
+
+// redirectToGate sends a browser to the challenge (or, for a user not
+// enrolled yet, to enrollment) and tells other clients in JSON where that
+// page is.
+func (h *Handler) redirectToGate(w http.ResponseWriter, r *http.Request, enrolled bool) error {
+	page := "/challenge"
+	if !enrolled {
+		page = "/enroll"
 	}
 	target := h.pageURL(page, safeReturn(r.URL.RequestURI(), h.PathPrefix))
 	w.Header().Set("Cache-Control", "no-store")

@@ -1,6 +1,7 @@
 // Package templates renders the two_factor gate's pages: enrollment,
-// recovery codes, challenge, lockout, logout and errors. The pages are
-// embedded; an operator may override any of them from a directory.
+// recovery codes, challenge, lockout, logout, settings and errors. The
+// pages are embedded; an operator may override any of them from a
+// directory.
 //
 // The package imports nothing from Caddy.
 package templates
@@ -19,6 +20,7 @@ const (
 	PageLogout    = "logout"         // confirm signing out (GET), with a POST form
 	PageLoggedOut = "logged_out"     // signed out
 	PageError     = "error"          // 403 no identity, 503 store unavailable, 400/403 bad form
+	PageSettings  = "settings"       // the user's own settings: status, devices, codes, turn off
 )
 
 // Problem names a reason the previous submission was refused. The page
@@ -68,6 +70,84 @@ type Data struct {
 	Locked *Locked
 	// Error page.
 	Error *Error
+	// Settings page.
+	Settings *Settings
+}
+
+// Settings is the settings page's data (Prefix + "/settings"). Its forms
+// post to Prefix + "/settings" with a hidden field "action":
+// remove_device (with "device", a TrustedDevice.ID), remove_all_devices,
+// sign_out_others, and, each with a fresh authenticator code in "code",
+// new_recovery_codes, replace_authenticator and turn_off.
+type Settings struct {
+	// Enrolled says two-factor authentication is on for the user. When it
+	// is false the page only offers to set it up (a link to
+	// Prefix + "/enroll") and the other fields are zero.
+	Enrolled bool
+	// Invite says setting up needs an invitation link from an
+	// administrator (enrollment invite), so the page says so instead of
+	// linking to Prefix + "/enroll".
+	Invite bool
+	// Since is when the user's authenticator app was set up.
+	Since time.Time
+	// Method is how this browser's session was verified: "totp",
+	// "recovery" or "trusted_device"; Verified is when.
+	Method   string
+	Verified time.Time
+	// RecoveryCodes says recovery codes are enabled (otherwise the page
+	// neither counts them nor offers new ones). RecoveryLeft of
+	// RecoveryIssued codes are still unused.
+	RecoveryCodes                bool
+	RecoveryLeft, RecoveryIssued int
+	// TrustDevice is how long "remember this device" lasts; zero means
+	// the option is turned off.
+	TrustDevice time.Duration
+	// Devices are the user's trusted browsers, this one first.
+	Devices []TrustedDevice
+	// OtherSessions counts the user's verified sessions in other
+	// browsers.
+	OtherSessions int
+	// CanTurnOff says policy lets the user turn two-factor
+	// authentication off; otherwise the form is not shown.
+	CanTurnOff bool
+
+	// Done confirms the action just carried out: "device_removed",
+	// "this_device_removed", "devices_removed" or "signed_out_others";
+	// Count is how many devices or sessions it ended.
+	Done  string
+	Count int
+	// Refused explains an action that was not carried out for a reason
+	// other than the code: "form_expired" (CSRF token missing or stale:
+	// nothing changed), "no_device" (not one of the user's trusted
+	// devices, perhaps removed already), "turn_off_required" (policy
+	// requires two-factor authentication for the user),
+	// "recovery_disabled" (recovery codes are turned off).
+	Refused string
+	// Form names the form Data.Problem belongs to ("new_recovery_codes",
+	// "replace_authenticator" or "turn_off"): the alert is shown in that
+	// form, which is open and has its code field focused.
+	Form string
+	// RecoveryCode says the refused code was a recovery code: these
+	// forms need a code from the authenticator app.
+	RecoveryCode bool
+}
+
+// TrustedDevice is one trusted browser on the settings page.
+type TrustedDevice struct {
+	// ID identifies the device in the remove_device form's "device"
+	// field.
+	ID string
+	// Browser and OS are read from the browser's User-Agent when it was
+	// trusted ("Chrome", "Windows"). Browser is "Unknown browser" and OS
+	// is empty when they are not recognized.
+	Browser, OS string
+	// Current marks the browser the page is shown in.
+	Current bool
+	// Created is when it was trusted, LastUsed when it last skipped the
+	// code, Expires when the trust ends.
+	Created, LastUsed, Expires time.Time
+	// IP is the address it was trusted from.
+	IP string
 }
 
 // Enroll is the enrollment page's data.
@@ -82,6 +162,17 @@ type Enroll struct {
 	Digits, Period int
 	// Expires is when this unconfirmed secret stops being accepted.
 	Expires time.Time
+	// Grace, when not nil, offers "remind me later" (a POST form to
+	// Prefix + "/later"): the user must enroll, but not yet.
+	Grace *Grace
+}
+
+// Grace is an enrollment grace period still running.
+type Grace struct {
+	// Until is when the grace period ends.
+	Until time.Time
+	// Left is Until minus now.
+	Left time.Duration
 }
 
 // Recovery is the recovery codes page's data.

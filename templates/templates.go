@@ -30,7 +30,7 @@ const (
 // pageNames lists every page Set.Render accepts.
 var pageNames = []string{
 	PageEnroll, PageRecovery, PageChallenge, PageLocked,
-	PageLogout, PageLoggedOut, PageError,
+	PageLogout, PageLoggedOut, PageError, PageSettings,
 }
 
 // Set is a parsed set of pages, ready to render. It is safe for concurrent
@@ -247,5 +247,19 @@ func sampleData() Data {
 		Challenge: &Challenge{TrustDevice: 30 * 24 * time.Hour, RecoveryCodes: true},
 		Locked:    &Locked{Until: now.Add(15 * time.Minute), RetryIn: 15 * time.Minute},
 		Error:     &Error{Status: 503, Kind: "unavailable"},
+		Settings: &Settings{
+			Enrolled: true, Since: now.Add(-30 * 24 * time.Hour),
+			Method: "totp", Verified: now.Add(-time.Hour),
+			RecoveryCodes: true, RecoveryLeft: 8, RecoveryIssued: 10,
+			TrustDevice: 30 * 24 * time.Hour,
+			Devices: []TrustedDevice{{
+				ID: "0123abcd", Browser: "Chrome", OS: "Windows", Current: true,
+				Created: now.Add(-48 * time.Hour), LastUsed: now.Add(-time.Hour), Expires: now.Add(28 * 24 * time.Hour),
+				IP: "192.0.2.1",
+			}},
+			OtherSessions: 2, CanTurnOff: true,
+			Done: "signed_out_others", Count: 2, Refused: "no_device",
+			Form: "turn_off", RecoveryCode: true,
+		},
 	}
 }

@@ -54,6 +54,18 @@ func full(page string) Data {
 		d.Locked = &Locked{Until: testNow.Add(15 * time.Minute), RetryIn: 15 * time.Minute}
 	case PageError:
 		d.Error = &Error{Status: 503, Kind: "unavailable"}
+	case PageSettings:
+		d.Settings = &Settings{
+			Enrolled: true, Since: testNow.Add(-30 * 24 * time.Hour),
+			Method: "totp", Verified: testNow.Add(-time.Hour),
+			RecoveryCodes: true, RecoveryLeft: 7, RecoveryIssued: 10,
+			TrustDevice: 30 * 24 * time.Hour,
+			Devices: []TrustedDevice{
+				{ID: "dev-1", Browser: "Chrome", OS: "Windows", Current: true, Created: testNow.Add(-48 * time.Hour), LastUsed: testNow.Add(-time.Hour), Expires: testNow.Add(28 * 24 * time.Hour), IP: "192.0.2.1"},
+				{ID: "dev-2", Browser: "Unknown browser", Created: testNow.Add(-72 * time.Hour), LastUsed: testNow.Add(-72 * time.Hour), Expires: testNow.Add(27 * 24 * time.Hour), IP: "2001:db8::1"},
+			},
+			OtherSessions: 2, CanTurnOff: true,
+		}
 	}
 	return d
 }
@@ -156,6 +168,7 @@ func TestFormsCarryTokenAndReturn(t *testing.T) {
 		PageEnroll:    "/.2fa/enroll",
 		PageChallenge: "/.2fa/challenge",
 		PageLogout:    "/.2fa/logout",
+		PageSettings:  "/.2fa/settings",
 	} {
 		d := full(page)
 		out := render(t, s, page, d)
@@ -467,6 +480,10 @@ func TestEscaping(t *testing.T) {
 			if d.Enroll != nil {
 				d.Enroll.SecretGroups = []string{p}
 			}
+			if d.Settings != nil {
+				d.Settings.Devices[0].IP, d.Settings.Devices[0].ID = p, p
+				d.Settings.Devices[1].Browser, d.Settings.Devices[1].OS = p, p
+			}
 			out := render(t, s, page, d)
 			for _, bad := range []string{"<script", "<svg", `href="javascript:`} {
 				if strings.Contains(out, bad) {
@@ -670,5 +687,179 @@ func TestSpan(t *testing.T) {
 		if got := span(d); got != want {
 			t.Errorf("span(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// settingsForms maps each settings form's action to the form's HTML.
+func settingsForms(t *testing.T, out string) map[string][]string {
+	t.Helper()
+	forms := map[string][]string{}
+	for _, f := range formRE.FindAllString(out, -1) {
+		a := attrs(tag(f, `name="action"`))
+		if a["type"] != "hidden" || a["value"] == "" {
+			t.Fatalf("settings form without a hidden action:\n%s", f)
+		}
+		forms[a["value"]] = append(forms[a["value"]], f)
+	}
+	return forms
+}
+
+func TestSettingsPage(t *testing.T) {
+	s := mustLoad(t, "")
+	d := full(PageSettings)
+	out := render(t, s, PageSettings, d)
+	for _, want := range []string{
+		"<h1>Two-factor settings</h1>",
+		"Signed in as <strong>alice</strong>",
+		"has been <strong>on</strong> since 2 February 2025",
+		"7 of 10 recovery codes left",
+		"verified with a code from your authenticator app on 4 Mar 2025, 14:04 UTC",
+		"<strong>Chrome on Windows</strong> (this device)",
+		"Trusted 2 Mar 2025, 15:04 UTC from 192.0.2.1. Last used 4 Mar 2025, 14:04 UTC. Trusted until 1 April 2025.",
+		"<strong>Unknown browser</strong>",
+		"2 other browsers",
+		"Your old recovery codes stop working immediately",
+		`href="/wiki/Home?x=1">Back to the site`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("settings page lacks %q", want)
+		}
+	}
+	// The second device was never used after it was trusted.
+	if strings.Count(out, "Last used") != 1 {
+		t.Errorf("%d 'Last used' lines, want 1", strings.Count(out, "Last used"))
+	}
+	if strings.Contains(out, `role="alert"`) || strings.Contains(out, "<details open>") {
+		t.Error("alert or open section without a problem")
+	}
+
+	forms := settingsForms(t, out)
+	for action, n := range map[string]int{
+		"remove_device": 2, "remove_all_devices": 1, "sign_out_others": 1,
+		"new_recovery_codes": 1, "replace_authenticator": 1, "turn_off": 1,
+	} {
+		if len(forms[action]) != n {
+			t.Errorf("%d %s forms, want %d", len(forms[action]), action, n)
+		}
+	}
+	for i, id := range []string{"dev-1", "dev-2"} {
+		if f := forms["remove_device"][i]; !strings.Contains(f, `<input type="hidden" name="device" value="`+id+`">`) {
+			t.Errorf("remove_device form %d lacks device %s:\n%s", i, id, f)
+		}
+	}
+	if !strings.Contains(forms["remove_device"][0], `aria-label="Remove Chrome on Windows (this device)"`) {
+		t.Errorf("remove button has no accessible name naming the device:\n%s", forms["remove_device"][0])
+	}
+	// The forms that change the factor need a code, each with its own
+	// labelled field; the others need none.
+	for action, id := range map[string]string{
+		"new_recovery_codes": "code-recovery-codes", "replace_authenticator": "code-replace", "turn_off": "code-turn-off",
+	} {
+		f := forms[action][0]
+		a := attrs(tag(f, `id="`+id+`"`))
+		for k, v := range map[string]string{"type": "text", "name": "code", "autocomplete": "one-time-code", "inputmode": "numeric"} {
+			if a[k] != v {
+				t.Errorf("%s: code input %s=%q, want %q", action, k, a[k], v)
+			}
+		}
+		if _, ok := a["required"]; !ok {
+			t.Errorf("%s: code not required", action)
+		}
+		if _, ok := a["autofocus"]; ok {
+			t.Errorf("%s: autofocus without a problem", action)
+		}
+		if !strings.Contains(f, `<label for="`+id+`">`) {
+			t.Errorf("%s: no label for %s", action, id)
+		}
+	}
+	for _, action := range []string{"remove_device", "remove_all_devices", "sign_out_others"} {
+		if strings.Contains(forms[action][0], `name="code"`) {
+			t.Errorf("%s asks for a code", action)
+		}
+	}
+
+	// A refused code: the alert is in the form it belongs to, which is
+	// open, and only that field is marked and focused.
+	d.Problem, d.Settings.Form = ProblemWrongCode, "turn_off"
+	out = render(t, s, PageSettings, d)
+	forms = settingsForms(t, out)
+	if !strings.Contains(forms["turn_off"][0], `role="alert" id="problem"`) || strings.Count(out, `id="problem"`) != 1 {
+		t.Error("problem not shown (once) in the turn_off form")
+	}
+	if !strings.Contains(out, "<details open>\n<summary>Turn off") || strings.Count(out, "<details open>") != 1 {
+		t.Error("turn_off section not the one open")
+	}
+	if a := attrs(tag(out, `id="code-turn-off"`)); a["aria-invalid"] != "true" || a["aria-describedby"] != "problem" || a["autofocus"] != "" {
+		t.Errorf("turn_off code field not marked: %v", a)
+	} else if _, ok := attrs(tag(out, `id="code-replace"`))["aria-invalid"]; ok {
+		t.Error("another code field marked invalid")
+	}
+	if !strings.Contains(out, "did not match") {
+		t.Error("wrong code not explained")
+	}
+	d.Settings.RecoveryCode = true
+	if out := render(t, s, PageSettings, d); !strings.Contains(out, "Recovery codes do not work here") {
+		t.Error("recovery code not explained")
+	}
+
+	// Confirmations and refusals.
+	for _, c := range []struct {
+		done, refused string
+		count         int
+		want          string
+	}{
+		{"device_removed", "", 1, "Device removed."},
+		{"this_device_removed", "", 1, "This device is no longer trusted."},
+		{"devices_removed", "", 3, "3 trusted devices removed."},
+		{"signed_out_others", "", 1, "Signed out of 1 other browser."},
+		{"signed_out_others", "", 0, "No other browser was signed in."},
+		{"", "form_expired", 0, "This form expired, so nothing was changed."},
+		{"", "no_device", 0, "That device is not on your list"},
+		{"", "turn_off_required", 0, "cannot be turned off"},
+		{"", "recovery_disabled", 0, "Recovery codes are turned off"},
+	} {
+		d := full(PageSettings)
+		d.Settings.Done, d.Settings.Refused, d.Settings.Count = c.done, c.refused, c.count
+		if out := render(t, s, PageSettings, d); !strings.Contains(out, c.want) {
+			t.Errorf("%s%s: lacks %q", c.done, c.refused, c.want)
+		}
+	}
+
+	// Policy requires 2FA, recovery codes off, one device, no other
+	// sessions: those forms are not offered.
+	d = full(PageSettings)
+	d.Settings.CanTurnOff, d.Settings.RecoveryCodes, d.Settings.OtherSessions = false, false, 0
+	d.Settings.Devices = d.Settings.Devices[:1]
+	out = render(t, s, PageSettings, d)
+	forms = settingsForms(t, out)
+	for _, action := range []string{"turn_off", "new_recovery_codes", "remove_all_devices", "sign_out_others"} {
+		if len(forms[action]) != 0 {
+			t.Errorf("%s offered", action)
+		}
+	}
+	if len(forms["replace_authenticator"]) != 1 || !strings.Contains(out, "required for your account, so it cannot be turned off") {
+		t.Error("replace form or the reason turn off is missing")
+	}
+	if strings.Contains(out, "recovery codes left") || strings.Contains(out, "Sign in with a recovery code") {
+		t.Error("recovery codes mentioned although disabled")
+	}
+	d.Settings.Devices = nil
+	if out := render(t, s, PageSettings, d); !strings.Contains(out, "No trusted devices. When you enter a code, you can tick “Remember this device” so that browser skips the code for 30 days.") {
+		t.Error("no explanation of trusted devices")
+	}
+
+	// Not enrolled: an offer to set it up, and nothing else.
+	d = base()
+	d.Settings = &Settings{}
+	out = render(t, s, PageSettings, d)
+	if !strings.Contains(out, `<a class="button" href="/.2fa/enroll">Set up two-factor authentication</a>`) || !strings.Contains(out, "<strong>off</strong>") {
+		t.Error("not enrolled: no offer to set up")
+	}
+	if strings.Contains(out, "<form") {
+		t.Error("not enrolled: forms shown")
+	}
+	d.Settings.Invite = true
+	if out := render(t, s, PageSettings, d); strings.Contains(out, "/.2fa/enroll") || !strings.Contains(out, "invitation link") {
+		t.Error("invite only: links to enrollment or does not mention the invitation")
 	}
 }

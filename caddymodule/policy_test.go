@@ -1,0 +1,177 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// TestPolicyMatrix: who must use 2FA under each require/exempt/groups
+// setting, and what {http.two_factor.method} says for those who pass
+// without it.
+func TestPolicyMatrix(t *testing.T) {
+	groups := func(g string) http.Header { return http.Header{"X-Groups": {g}} }
+	for _, tc := range []struct {
+		name   string
+		gate   string
+		user   string
+		header http.Header
+		want   string // "enroll" (must enroll) or the method it passes with
+	}{
+		{"default requires everyone", "", "bob", nil, "enroll"},
+		{"require all", "require all", "bob", nil, "enroll"},
+		{"require enrolled: optional", "require enrolled", "bob", nil, "not_required"},
+		{"require users: listed", "require users al*", "alice", nil, "enroll"},
+		{"require users: not listed", "require users al*", "bob", nil, "not_required"},
+		{"require groups: member", "require groups admins\n\t\tgroups {http.request.header.X-Groups}", "bob", groups("staff, admins"), "enroll"},
+		{"require groups: not member", "require groups admins\n\t\tgroups {http.request.header.X-Groups}", "bob", groups("staff"), "not_required"},
+		{"require groups: no groups", "require groups admins\n\t\tgroups {http.request.header.X-Groups}", "bob", nil, "not_required"},
+		{"exempt user glob", "exempt users b?b guest*", "bob", nil, "exempt"},
+		{"exempt user not matching", "exempt users guest*", "bob", nil, "enroll"},
+		{"exempt group", "exempt groups guests\n\t\tgroups {http.request.header.X-Groups}", "bob", groups("guests"), "exempt"},
+		{"exempt wins over require", "require users bob\n\t\texempt users bob", "bob", nil, "exempt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSite(t, siteOptions{gate: tc.gate})
+			b := s.browser(tc.user)
+			r := b.do("GET", "/app", nil, tc.header)
+			if tc.want == "enroll" {
+				r.expectRedirect(t, "/.2fa/enroll")
+				return
+			}
+			r.expect(t, http.StatusOK).contains(t, "user="+tc.user+" method="+tc.want)
+		})
+	}
+}
+
+// TestOptionalTwoFactorOptIn: with require enrolled, a user who enrolls of
+// their own accord is challenged from then on.
+func TestOptionalTwoFactorOptIn(t *testing.T) {
+	s := startSite(t, siteOptions{gate: "require enrolled"})
+	b := s.browser("alice")
+	b.get("/app").expect(t, http.StatusOK).contains(t, "method=not_required")
+	page := b.get("/.2fa/enroll").expect(t, http.StatusOK)
+	key := secretOf(t, enrollmentURI(t, page))
+	b.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, page)}, "code": {totp(key, testNow())}}).expect(t, http.StatusOK)
+	b.get("/app").expect(t, http.StatusOK).contains(t, "method=totp")
+	s.browser("alice").get("/app").expectRedirect(t, "/.2fa/challenge")
+}
+
+// TestEnrollmentByInvite: with enrollment invite nobody can enroll on first
+// login; a one-time link lets exactly its user enroll, once.
+func TestEnrollmentByInvite(t *testing.T) {
+	s := startSite(t, siteOptions{gate: "enrollment invite"})
+	b := s.browser("alice")
+	r := b.get("/app").expectRedirect(t, "/.2fa/enroll")
+	page := b.get(r.location()).expect(t, http.StatusForbidden).contains(t, "invitation")
+	if strings.Contains(page.body, "otpauth://") {
+		t.Fatal("enrollment page shown without an invite")
+	}
+	b.post("/.2fa/enroll", url.Values{"csrf_token": {"x"}, "code": {"123456"}}).expect(t, http.StatusForbidden)
+
+	info, ok := LookupRealm("default")
+	if !ok {
+		t.Fatal("realm default not registered")
+	}
+	link, expires, err := CreateInvite(t.Context(), "default", info, "alice", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(link, "/.2fa/invite/") || expires.Sub(testNow()) < 71*time.Hour {
+		t.Fatalf("invite %q expires %v", link, expires)
+	}
+	// Bob cannot use alice's link, and trying does not spend it.
+	s.browser("bob").get(link).expect(t, http.StatusForbidden).contains(t, "someone else")
+
+	b.get(link).expectRedirect(t, "/.2fa/enroll")
+	page = b.get("/.2fa/enroll").expect(t, http.StatusOK)
+	key := secretOf(t, enrollmentURI(t, page))
+	b.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, page)}, "code": {totp(key, testNow())}}).expect(t, http.StatusOK)
+	b.get("/app").expect(t, http.StatusOK)
+
+	// Used once: gone.
+	s.browser("alice").get(link).expect(t, http.StatusGone)
+	// Expired links are gone too.
+	link2, _, _ := CreateInvite(t.Context(), "default", info, "bob", time.Hour)
+	advance(2 * time.Hour)
+	s.browser("bob").get(link2).expect(t, http.StatusGone)
+}
+
+// TestGracePeriod: a user who must enroll may press "remind me later"
+// until the grace period (from the first time the gate saw them) ends.
+func TestGracePeriod(t *testing.T) {
+	s := startSite(t, siteOptions{gate: "grace 7d"})
+	b := s.browser("alice")
+	r := b.get("/app").expectRedirect(t, "/.2fa/enroll")
+	page := b.get(r.location()).expect(t, http.StatusOK).contains(t, "Remind me later", "7 days")
+	b.post("/.2fa/later", url.Values{"csrf_token": {csrfOf(t, page)}, "rd": {"/app"}}).expectRedirect(t, "/app")
+	b.get("/app").expect(t, http.StatusOK).contains(t, "method=grace")
+	// Without the CSRF token, nothing.
+	c := s.browser("alice")
+	c.post("/.2fa/later", url.Values{"rd": {"/app"}}).expect(t, http.StatusForbidden)
+	c.get("/app").expectRedirect(t, "/.2fa/enroll")
+
+	advance(3 * 24 * time.Hour)
+	page = s.browser("alice").get("/.2fa/enroll").expect(t, http.StatusOK)
+	if !strings.Contains(page.body, "4 days") {
+		t.Errorf("grace countdown not shown:\n%s", trim(page.body))
+	}
+	advance(5 * 24 * time.Hour)
+	b.get("/app").expectRedirect(t, "/.2fa/enroll")
+	page = b.get("/.2fa/enroll").expect(t, http.StatusOK)
+	if strings.Contains(page.body, "Remind me later") {
+		t.Error("grace offered after it ended")
+	}
+	b.post("/.2fa/later", url.Values{"csrf_token": {csrfOf(t, page)}, "rd": {"/app"}}).expect(t, http.StatusForbidden)
+}
+
+// TestTemporarilyDisabled: a user an admin disabled for a while passes
+// without a code, saying so, until the time is up.
+func TestTemporarilyDisabled(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	s.browser("alice").enroll()
+	info, _ := LookupRealm("default")
+	if err := info.Store.SetDisabled(t.Context(), "default", "alice", testNow().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	s.browser("alice").get("/app").expect(t, http.StatusOK).contains(t, "method=disabled")
+	s.browser("bob").get("/app").expectRedirect(t, "/.2fa/enroll")
+	advance(61 * time.Minute)
+	s.browser("alice").get("/app").expectRedirect(t, "/.2fa/challenge")
+}
+
+func TestPolicyConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ input, want string }{
+		{"two_factor {\n require\n}", "require: expected all, enrolled, users <name...> or groups <name...>"},
+		{"two_factor {\n require some\n}", `require: must be all, enrolled, users or groups, got "some"`},
+		{"two_factor {\n require users\n}", "require users: needs at least one name"},
+		{"two_factor {\n require all alice\n}", `require all: takes no names, got "alice"`},
+		{"two_factor {\n require users [a\n}", `require users: "[a" is not a valid name or glob`},
+		{"two_factor {\n exempt guests\n}", "exempt: expected users <name...> or groups <name...>"},
+		{"two_factor {\n exempt users a\n exempt users b\n}", "exempt users: specified more than once"},
+		{"two_factor {\n enrollment closed\n}", `enrollment: must be open or invite, got "closed"`},
+		{"two_factor {\n grace soon\n}", `grace: invalid duration "soon"`},
+	} {
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.input))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.input, err, tc.want)
+		}
+	}
+	var h Handler
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("two_factor {\n require groups admins ops\n groups {http.request.header.X-Groups}\n exempt users guest*\n exempt groups visitors\n enrollment invite\n grace 14d\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if h.Require.Mode != "groups" || len(h.Require.Groups) != 2 || h.Exempt.Users[0] != "guest*" || h.Exempt.Groups[0] != "visitors" || h.Enrollment != "invite" || time.Duration(h.Grace) != 14*24*time.Hour {
+		t.Fatalf("parsed %+v %+v %+v", h.Require, h.Exempt, h)
+	}
+	// require groups without a groups placeholder fails at load.
+	h2 := Handler{Require: &Requirement{Mode: "groups", Groups: []string{"a"}}}
+	if err := h2.Validate(); err == nil || !strings.Contains(err.Error(), "needs the groups option") {
+		t.Fatalf("Validate = %v", err)
+	}
+}
