@@ -107,6 +107,11 @@ func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd str
 		return h.unavailable(w, r, err)
 	}
 	if secret == nil {
+		// The gate has now seen this user: admins can find them (and the
+		// grace period, if any, starts).
+		if _, err := h.store.SeeUser(ctx, h.Realm, user, t); err != nil {
+			return h.unavailable(w, r, err)
+		}
 		if h.Enrollment == "invite" {
 			// Only an invite link starts an enrollment.
 			h.audit(r, "enroll", user, "", "refused", "invite_required")

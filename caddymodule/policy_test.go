@@ -77,6 +77,10 @@ func TestEnrollmentByInvite(t *testing.T) {
 	if !ok {
 		t.Fatal("realm default not registered")
 	}
+	// The gate has seen alice: admins can find her before she enrolls.
+	if users, err := info.Store.Users(t.Context(), "default"); err != nil || len(users) != 1 || users[0] != "alice" {
+		t.Fatalf("Users = %v, %v; want [alice]", users, err)
+	}
 	link, expires, err := CreateInvite(t.Context(), "default", info, "alice", 0)
 	if err != nil {
 		t.Fatal(err)
