@@ -271,7 +271,7 @@ func summarize(ctx context.Context, tg adminTarget, t time.Time) (userSummary, [
 		// existed; the enrollment is the earliest trace of the user.
 		s.FirstSeen = s.EnrolledAt
 	}
-	at, err := st.Attempts(ctx, tg.realm, tg.user, t)
+	at, err := st.Attempts(ctx, tg.realm, FailureKey(tg.user), t)
 	if err != nil {
 		return s, nil, err
 	}
@@ -335,6 +335,10 @@ func (a *adminAPI) handleReset(w http.ResponseWriter, r *http.Request, tg adminT
 	if err := tg.info.Store.ResetUser(r.Context(), tg.realm, tg.user); err != nil {
 		return a.failed(r, tg, "reset", err)
 	}
+	// The lockout counter is kept per canonical identity (FailureKey).
+	if err := tg.info.Store.ClearFailures(r.Context(), tg.realm, FailureKey(tg.user)); err != nil {
+		return a.failed(r, tg, "reset", err)
+	}
 	a.audit(r, tg, "reset")
 	return writeAdminJSON(w, http.StatusOK, userAction{Realm: tg.realm, User: tg.user, Action: "reset"})
 }
@@ -383,11 +387,11 @@ func (a *adminAPI) handleUnlock(w http.ResponseWriter, r *http.Request, tg admin
 		return err
 	}
 	ctx, t := r.Context(), now()
-	at, err := tg.info.Store.Attempts(ctx, tg.realm, tg.user, t)
+	at, err := tg.info.Store.Attempts(ctx, tg.realm, FailureKey(tg.user), t)
 	if err != nil {
 		return a.failed(r, tg, "unlock", err)
 	}
-	if err := tg.info.Store.ClearFailures(ctx, tg.realm, tg.user); err != nil {
+	if err := tg.info.Store.ClearFailures(ctx, tg.realm, FailureKey(tg.user)); err != nil {
 		return a.failed(r, tg, "unlock", err)
 	}
 	locked := at.Locked(t)

@@ -336,7 +336,7 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, user, rd
 // or the lockout page once the limit is reached.
 func (h *Handler) failed(w http.ResponseWriter, r *http.Request, user, rd, method, reason string, t time.Time, again func(templates.Problem, int) error) error {
 	h.audit(r, "verify", user, method, "failure", reason)
-	a, err := h.store.AddFailure(r.Context(), h.Realm, user, t, h.limit)
+	a, err := h.addFailure(r.Context(), user, clientIP(r), t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
@@ -355,7 +355,7 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, user, rd, metho
 
 // refuseIfLocked shows the lockout page if the user is locked out.
 func (h *Handler) refuseIfLocked(w http.ResponseWriter, r *http.Request, user string, t time.Time) (bool, error) {
-	a, err := h.store.Attempts(r.Context(), h.Realm, user, t)
+	a, err := h.attempts(r.Context(), user, clientIP(r), t)
 	if err != nil {
 		return true, h.unavailable(w, r, err)
 	}

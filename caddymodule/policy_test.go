@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -178,4 +179,51 @@ func TestPolicyConfigErrors(t *testing.T) {
 	if err := h2.Validate(); err == nil || !strings.Contains(err.Error(), "needs the groups option") {
 		t.Fatalf("Validate = %v", err)
 	}
+}
+
+// enrollFail submits a wrong first code on the enrollment page as user
+// (identity from the X-User header) and returns the response.
+func enrollFail(t *testing.T, s *site, user string) response {
+	t.Helper()
+	b := s.browser("")
+	h := http.Header{"X-User": {user}}
+	page := b.do("GET", "/.2fa/enroll", nil, h)
+	if page.StatusCode != http.StatusOK {
+		return page
+	}
+	form := url.Values{"csrf_token": {csrfOf(t, page)}, "code": {"000000"}}
+	return b.do("POST", "/.2fa/enroll", strings.NewReader(form.Encode()), http.Header{
+		"X-User": {user}, "Content-Type": {"application/x-www-form-urlencoded"}, "Sec-Fetch-Site": {"same-origin"},
+		"X-Forwarded-For": {"198.51.100." + user[len(user)-1:]}, // spoofed, must not matter
+	})
+}
+
+// TestOneCounterPerCanonicalIdentity: case, width and surrounding space
+// variants of a name spend one failure budget.
+func TestOneCounterPerCanonicalIdentity(t *testing.T) {
+	s := startSite(t, siteOptions{noAuth: true, gate: "user {http.request.header.X-User}\n\t\tmax_attempts 3 5m 15m"})
+	enrollFail(t, s, "Alice").expect(t, http.StatusUnauthorized)
+	enrollFail(t, s, "alice").expect(t, http.StatusUnauthorized)
+	enrollFail(t, s, "ＡＬＩＣＥ").expect(t, http.StatusTooManyRequests)
+	enrollFail(t, s, "alice").expect(t, http.StatusTooManyRequests)
+	enrollFail(t, s, "bob").expect(t, http.StatusUnauthorized)
+	if FailureKey(" Alice ") != FailureKey("ａｌｉｃｅ") || FailureKey("alice") == FailureKey("bob") {
+		t.Fatal("FailureKey does not canonicalize")
+	}
+}
+
+// TestPerClientIPLimit: one client address failing for many accounts is
+// locked out too, whatever X-Forwarded-For it sends.
+func TestPerClientIPLimit(t *testing.T) {
+	s := startSite(t, siteOptions{noAuth: true, gate: "user {http.request.header.X-User}\n\t\tmax_attempts 2 5m 15m"})
+	// The address budget is max(20, 4 × 2) = 20: ten users × two failures.
+	for i := range 10 {
+		u := fmt.Sprintf("user%d", i)
+		enrollFail(t, s, u).expect(t, http.StatusUnauthorized)
+		enrollFail(t, s, u).expect(t, http.StatusTooManyRequests)
+	}
+	// A user who never failed, from the same address: refused.
+	enrollFail(t, s, "fresh1").expect(t, http.StatusTooManyRequests)
+	advance(16 * time.Minute)
+	enrollFail(t, s, "fresh2").expect(t, http.StatusUnauthorized)
 }

@@ -170,7 +170,7 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
-	a, err := h.store.Attempts(ctx, h.Realm, user, t)
+	a, err := h.attempts(ctx, user, clientIP(r), t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
@@ -183,7 +183,7 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 	}
 	if !ok {
 		h.audit(r, "verify", user, MethodTOTP, "failure", reason)
-		a, err := h.store.AddFailure(ctx, h.Realm, user, t, h.limit)
+		a, err := h.addFailure(ctx, user, clientIP(r), t)
 		if err != nil {
 			return h.unavailable(w, r, err)
 		}
@@ -244,7 +244,7 @@ func enrollmentParams(e sessions.Enrollment) challenge.Params {
 
 // succeeded clears the user's failures and starts a fresh session.
 func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method string, t time.Time) error {
-	if err := h.store.ClearFailures(r.Context(), h.Realm, user); err != nil {
+	if err := h.clearFailures(r.Context(), user); err != nil {
 		return err
 	}
 	if err := h.startSession(w, r, user, method, t); err != nil {

@@ -262,7 +262,7 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 		if err != nil {
 			return h.unavailable(w, r, err)
 		}
-		if err := h.store.ClearFailures(ctx, h.Realm, user); err != nil {
+		if err := h.clearFailures(ctx, user); err != nil {
 			return h.unavailable(w, r, err)
 		}
 		h.audit(r, event, user, "", "success", "")
