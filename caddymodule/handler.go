@@ -361,6 +361,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
 	}
+	h.store = instrumentStore(h.store)
+	registerMetrics(ctx)
 	registerRealm(h)
 	return nil
 }

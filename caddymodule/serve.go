@@ -346,6 +346,7 @@ func (h *Handler) lockedJSON(w http.ResponseWriter, a sessions.Attempts, t time.
 
 // audit logs a security event. It never logs codes, secrets or cookies.
 func (h *Handler) audit(r *http.Request, event, user, method, result, reason string) {
+	h.observe(event, method, result, reason)
 	fields := []zap.Field{
 		zap.String("event", event),
 		zap.String("realm", h.Realm),
