@@ -195,3 +195,20 @@ func TestSafeReturn(t *testing.T) {
 		}
 	}
 }
+
+// TestCookieSafeIsInjective: two realms never share cookie names.
+func TestCookieSafeIsInjective(t *testing.T) {
+	seen := map[string]string{}
+	for _, realm := range []string{"a.b", "a2eb", "a-2eb", "a-b", "a_b", "staff", "ümlaut", "a b", "a%20b", "-", "--"} {
+		c := cookieSafe(realm)
+		if other, dup := seen[c]; dup {
+			t.Errorf("realms %q and %q share cookie suffix %q", other, realm, c)
+		}
+		seen[c] = realm
+		for _, ch := range c {
+			if !(ch == '_' || ch == '-' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z') {
+				t.Errorf("cookie suffix %q of %q has %q", c, realm, ch)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 )
@@ -202,13 +203,18 @@ func safeReturn(target, prefix string) string {
 	if strings.HasPrefix(u.Path, "//") || strings.ContainsAny(u.Path, "\\\r\n\t") {
 		return "/"
 	}
-	if lower := strings.ToLower(u.Path); lower == prefix || strings.HasPrefix(lower, prefix+"/") {
-		// The settings page is the one gate page worth returning to (it
-		// never redirects to its own rd, so this cannot loop).
-		if u.Path == prefix+"/settings" {
-			return target
+	// Never back to the gate's own pages (it would loop), however the
+	// path is spelled: any case, dot segments, encoded dots. The settings
+	// page is the exception worth returning to (it never redirects to its
+	// own rd, so this cannot loop).
+	lowPrefix := strings.ToLower(prefix)
+	for _, p := range [...]string{u.Path, path.Clean(u.Path)} {
+		if lower := strings.ToLower(p); lower == lowPrefix || strings.HasPrefix(lower, lowPrefix+"/") {
+			if u.Path == prefix+"/settings" {
+				return target
+			}
+			return "/"
 		}
-		return "/"
 	}
 	return target
 }

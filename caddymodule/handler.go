@@ -499,14 +499,17 @@ func validHeaderName(s string) bool {
 	return s != ""
 }
 
+// cookieSafe encodes a realm name for cookie names, injectively: letters,
+// digits and '_' stay, every other byte becomes '-' and two hex digits, so
+// two realms never share cookie names.
 func cookieSafe(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == '-' {
+		if c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' {
 			b.WriteByte(c)
 		} else {
-			fmt.Fprintf(&b, "%02x", c)
+			fmt.Fprintf(&b, "-%02x", c)
 		}
 	}
 	return b.String()
