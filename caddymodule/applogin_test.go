@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/fcgi"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -343,6 +344,12 @@ func TestUsernameFrom(t *testing.T) {
 	mw.WriteField("other", "x")
 	mw.WriteField("user", " carol ")
 	mw.Close()
+	var mp2 bytes.Buffer
+	mw2 := multipart.NewWriter(&mp2)
+	mw2.WriteField("user", "nobody")
+	mw2.WriteField("user", "alice")
+	mw2.Close()
+	mw2ct := mw2.FormDataContentType()
 	for _, tc := range []struct {
 		ct, body, field, want string
 		fails                 bool
@@ -361,6 +368,17 @@ func TestUsernameFrom(t *testing.T) {
 		{"text/plain", "user=alice", "user", "", true},
 		{"application/x-www-form-urlencoded", "user=" + strings.Repeat("a", 300), "user", "", true},
 		{"application/x-www-form-urlencoded", "user=a%0Ab", "user", "", true},
+		// Ambiguous bodies: the app might read another value than the gate.
+		{"application/x-www-form-urlencoded", "user=nobody&user=alice", "user", "", true},
+		{"application/x-www-form-urlencoded", "user=nobody&user.x=1&password=p", "user_x", "", true},
+		{"application/x-www-form-urlencoded", "user_name=nobody&user.name=alice", "user_name", "", true},
+		{"application/x-www-form-urlencoded", "user[]=alice", "user", "", true},
+		{"application/x-www-form-urlencoded", "user=alice&user[0]=bob", "user", "", true},
+		{"application/json", `{"user":"nobody","user":"alice"}`, "user", "", true},
+		{"application/json", `{"login":{"email":"a@x","email":"b@x"}}`, "login.email", "", true},
+		{"application/json", `{"login":"x","login":{"email":"b@x"}}`, "login.email", "", true},
+		{"application/json", `{"other":{"user":"x"},"user":"dave"}`, "user", "dave", false},
+		{mw2ct, mp2.String(), "user", "", true},
 	} {
 		got, err := usernameFrom(tc.ct, []byte(tc.body), tc.field)
 		if tc.fails != (err != nil) || got != tc.want {
@@ -410,4 +428,29 @@ http://localhost:%d {
 	thief := s.browser("")
 	thief.setCookie("DEMOSESSID", b.cookie("DEMOSESSID"))
 	thief.get("/account").expectRedirect(t, "/.2fa/challenge")
+}
+
+// TestReadLoginUserCanonicalAndUnambiguous: the gate binds the session to
+// the canonical form of the name (so a case variant cannot enroll a second
+// authenticator for one account) and refuses a name that also appears in
+// the query string; the body reaches the app unchanged either way.
+func TestReadLoginUserCanonicalAndUnambiguous(t *testing.T) {
+	h := &Handler{AppLogin: &AppLogin{UsernameField: "username"}}
+	for _, tc := range []struct{ target, body, want string }{
+		{"/login", "username=+ALICE+&password=x", "alice"},
+		{"/login", "username=%EF%BD%81lice&password=x", "alice"}, // full-width a
+		{"/login?username=alice", "username=nobody&password=x", ""},
+		{"/login?user.name=x", "username=alice", "alice"},
+	} {
+		r := httptest.NewRequest("POST", tc.target, strings.NewReader(tc.body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		got, err := h.readLoginUser(r)
+		if got != tc.want || (tc.want == "") != (err != nil) {
+			t.Errorf("%s %q: user %q, err %v; want %q", tc.target, tc.body, got, err, tc.want)
+		}
+		rest, _ := io.ReadAll(r.Body)
+		if string(rest) != tc.body {
+			t.Errorf("%s: body passed on as %q", tc.target, rest)
+		}
+	}
 }

@@ -129,7 +129,7 @@ func (h *Handler) stripGateCookies(r *http.Request) {
 
 func (h *Handler) isGateCookie(name string) bool {
 	name = strings.TrimPrefix(name, "__Host-")
-	for _, base := range [...]string{sessionCookie, deviceCookie, csrfCookie} {
+	for _, base := range [...]string{sessionCookie, deviceCookie, csrfCookie, laterCookie} {
 		if name == base+h.cookieSuffix {
 			return true
 		}

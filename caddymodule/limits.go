@@ -23,7 +23,13 @@ const ipFailureFactor = 4
 // spend one budget, whatever the first factor considers distinct users.
 // Prefixed so it can never be mistaken for a client address counter.
 func FailureKey(user string) string {
-	return "user:" + cases.Fold().String(norm.NFKC.String(strings.TrimSpace(user)))
+	return "user:" + canonicalUser(user)
+}
+
+// canonicalUser folds the ways of writing one name into one: Unicode
+// NFKC, case folding, surrounding space trimmed.
+func canonicalUser(user string) string {
+	return cases.Fold().String(norm.NFKC.String(strings.TrimSpace(user)))
 }
 
 // ipFailureKey is the failure counter of a client address (from Caddy's
