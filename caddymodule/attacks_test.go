@@ -1,6 +1,10 @@
 package caddymodule
 
 import (
+	"bufio"
+	"encoding/base64"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -58,4 +62,92 @@ func TestSessionFixation(t *testing.T) {
 	replay := s.browser("alice")
 	replay.setCookie("2fa_session", planted)
 	replay.get("/app").expectRedirect(t, "/.2fa/challenge")
+}
+
+// TestCodeInputHygiene: odd code inputs get a clean 4xx page (never a 5xx,
+// never a pass); the well-formed ones count as failures.
+func TestCodeInputHygiene(t *testing.T) {
+	s := startSite(t, siteOptions{gate: "max_attempts 50 5m 15m"})
+	key, _ := s.browser("alice").enroll()
+	advance(30 * time.Second)
+	good := totp(key, testNow())
+	b := s.browser("alice")
+	page := b.get("/.2fa/challenge").expect(t, http.StatusOK)
+	tok := csrfOf(t, page)
+	fullWidth := strings.Map(func(r rune) rune { return r - '0' + '０' }, good)
+	for _, code := range []string{"", "12345", "1234567", "123456789", "000000", " 1 2 3 ", fullWidth, "１２３４５６", "' OR 1=1 --", "*", strings.Repeat("9", 5000), "%00", "\u202e123456"} {
+		r := b.post("/.2fa/challenge", url.Values{"csrf_token": {tok}, "code": {code}})
+		if r.StatusCode < 400 || r.StatusCode >= 500 {
+			t.Errorf("code %q: status %d, want a 4xx", trim(code), r.StatusCode)
+		}
+	}
+	// A 1 MB body and a JSON body: clean 4xx, nothing passes.
+	big := "csrf_token=" + url.QueryEscape(tok) + "&code=" + strings.Repeat("1", 1<<20)
+	r := b.do("POST", "/.2fa/challenge", strings.NewReader(big), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Sec-Fetch-Site": {"same-origin"}})
+	if r.StatusCode < 400 || r.StatusCode >= 500 {
+		t.Errorf("1 MB body: status %d", r.StatusCode)
+	}
+	r = b.do("POST", "/.2fa/challenge", strings.NewReader(`{"code":"`+good+`"}`), http.Header{"Content-Type": {"application/json"}, "Sec-Fetch-Site": {"same-origin"}})
+	if r.StatusCode < 400 || r.StatusCode >= 500 {
+		t.Errorf("JSON body: status %d", r.StatusCode)
+	}
+	b.get("/app").expectRedirect(t, "/.2fa/challenge")
+	// The well-formed wrong ones were counted.
+	info, _ := LookupRealm("default")
+	a, err := info.Store.Attempts(t.Context(), "default", FailureKey("alice"), testNow())
+	if err != nil || a.Failures < 10 {
+		t.Fatalf("failures counted = %d (%v), want >= 10", a.Failures, err)
+	}
+	// And the right code still works afterwards (spaces allowed).
+	b.post("/.2fa/challenge", url.Values{"csrf_token": {tok}, "code": {good[:3] + " " + good[3:]}}).expectRedirect(t, "/")
+}
+
+// TestMalformedRequestsFailClosed: malformed requests (invalid
+// percent-encoding, absolute-form targets for other hosts, HTTP/1.0 without
+// Host, over-long URIs, bad Host, NUL bytes) never reach the application.
+func TestMalformedRequestsFailClosed(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	addr := strings.TrimPrefix(s.base, "http://")
+	auth := "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte("alice:"+passwords["alice"])) + "\r\n"
+	for name, raw := range map[string]string{
+		"bad percent-encoding": "GET /app/%zz HTTP/1.1\r\nHost: " + addr + "\r\n" + auth + "\r\n",
+		"absolute-form":        "GET http://evil.example/app HTTP/1.1\r\nHost: " + addr + "\r\n" + auth + "\r\n",
+		"HTTP/1.0 no Host":     "GET /app HTTP/1.0\r\n" + auth + "\r\n",
+		"over-long URI":        "GET /app?" + strings.Repeat("a", 2<<20) + " HTTP/1.1\r\nHost: " + addr + "\r\n" + auth + "\r\n",
+		"bad Host":             "GET /app HTTP/1.1\r\nHost: [::1\r\n" + auth + "\r\n",
+		"NUL in path":          "GET /app\x00x HTTP/1.1\r\nHost: " + addr + "\r\n" + auth + "\r\n",
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		go c.Write([]byte(raw))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			// (Requests for no configured host get Caddy's empty
+			// default answer: no route of the site runs.)
+			if strings.Contains(string(body), "app user=") || (resp.StatusCode == http.StatusOK && len(body) > 0) {
+				t.Errorf("%s: %d %q reached the app", name, resp.StatusCode, trim(string(body)))
+			}
+		}
+		c.Close()
+	}
+}
+
+// TestPathTricksAroundAMatcher: with two_factor limited to /admin*, every
+// spelling of an admin path that Caddy routes to the app is gated too.
+func TestPathTricksAroundAMatcher(t *testing.T) {
+	s := startSite(t, siteOptions{match: "/admin* "})
+	b := s.browser("alice")
+	b.accept = ""
+	b.get("/public").expect(t, http.StatusOK).contains(t, "path=/public")
+	for _, p := range []string{"/admin", "/admin/", "/admin/x", "//admin", "/./admin", "/%61dmin", "/admin%2f", "/admin;x", "/admin?x=/public", "/public/../admin", "/public/%2e%2e/admin", "/ADMIN/../admin", "/ADMIN", "/Admin/x", "/admin#x"} {
+		r := b.get(p)
+		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "two_factor_required") {
+			t.Errorf("%s: %d %s, want the gate's 401", p, r.StatusCode, trim(r.body))
+		}
+	}
 }

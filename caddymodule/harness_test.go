@@ -107,6 +107,7 @@ type siteOptions struct {
 	store  string
 	extra  string // more directives in the site block
 	global string // more global options
+	match  string // a matcher for the two_factor directive
 }
 
 // startSite loads a Caddyfile config into the in-process Caddy.
@@ -136,14 +137,14 @@ func startSite(t *testing.T, o siteOptions) *site {
 	persist_config off
 %s}
 %s://localhost:%d {
-%s%s	two_factor {
+%s%s	two_factor %s{
 		store file %s
 		issuer "Example Corp"
 %s
 	}
 %s	respond "app user={http.two_factor.user} method={http.two_factor.method} cookie=[{http.request.header.Cookie}] path={http.request.uri}" 200
 }
-`, caddyStorage, o.global, scheme, o.port, tlsLine, auth, o.store, o.gate, o.extra)
+`, caddyStorage, o.global, scheme, o.port, tlsLine, auth, o.match, o.store, o.gate, o.extra)
 	loadCaddyfile(t, cfg)
 	s := &site{t: t, base: fmt.Sprintf("%s://localhost:%d", scheme, o.port), store: o.store}
 	t.Cleanup(func() { caddy.Stop() })
