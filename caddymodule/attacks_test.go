@@ -3,14 +3,18 @@ package caddymodule
 import (
 	"bufio"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // TestXSSInNamesAndParameters: user names, the title and return targets
@@ -149,5 +153,62 @@ func TestPathTricksAroundAMatcher(t *testing.T) {
 		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "two_factor_required") {
 			t.Errorf("%s: %d %s, want the gate's 401", p, r.StatusCode, trim(r.body))
 		}
+	}
+}
+
+// TestIdentityHeaderAliasesStripped: when the identity comes from a header
+// (e.g. forward_auth's Remote-User), a client-sent underscore variant that
+// a FastCGI backend would read as the same variable never reaches the app.
+// Caddy 2.11.9 already drops underscore headers by default (unless a
+// server allowlists them); the gate's own stripping, checked directly at
+// the end, also holds when an operator allowlists them.
+func TestIdentityHeaderAliasesStripped(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+	}))
+	t.Cleanup(app.Close)
+	port := freePort(t)
+	loadCaddyfile(t, fmt.Sprintf(`{
+	admin off
+	storage file_system %s
+	persist_config off
+}
+http://localhost:%d {
+	two_factor {
+		store file %s
+		user {http.request.header.Remote-User}
+		exempt users alice
+	}
+	reverse_proxy %s
+}
+`, caddyStorage, port, t.TempDir()+"/s.db", strings.TrimPrefix(app.URL, "http://")))
+	t.Cleanup(func() { caddy.Stop() })
+	for _, alias := range []string{"Remote_User", "remote_user", "REMOTE_USER"} {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://localhost:%d/app", port), nil)
+		req.Header["Remote-User"] = []string{"alice"}
+		req.Header[alias] = []string{"admin"}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d", alias, resp.StatusCode)
+		}
+		got := <-seen
+		for k := range got {
+			if k != "Remote-User" && headerAliasKey(k) == "remote-user" {
+				t.Errorf("the app received %s: %v", k, got[k])
+			}
+		}
+		if got.Get("Remote-User") != "alice" {
+			t.Errorf("the app lost Remote-User: %v", got)
+		}
+	}
+	h := http.Header{"Remote-User": {"alice"}, "Remote_user": {"admin"}, "X-Other": {"kept"}}
+	stripHeaderAliases(h, "Remote-User")
+	if h.Get("Remote-User") != "alice" || len(h["Remote_user"]) != 0 || h.Get("X-Other") != "kept" {
+		t.Fatalf("after stripping: %v", h)
 	}
 }

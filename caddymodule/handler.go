@@ -193,6 +193,9 @@ type Handler struct {
 	logger   *zap.Logger
 
 	inviteTTL time.Duration
+	// identityHeader is the request header the user placeholder reads,
+	// if it reads one.
+	identityHeader string
 
 	sessionCodec *securecookie.SecureCookie
 	deviceCodec  *securecookie.SecureCookie
@@ -316,6 +319,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("secret: required with store redis: every instance sharing the store must derive the same keys (set the same secret everywhere, e.g. secret {env.TWO_FACTOR_SECRET})")
 	}
 	h.inviteTTL = DefaultInviteTTL
+	if name, ok := strings.CutPrefix(h.User, "{http.request.header."); ok && strings.HasSuffix(name, "}") && !strings.ContainsAny(name[:len(name)-1], "{}") {
+		h.identityHeader = name[:len(name)-1]
+	}
 	h.params = challenge.DefaultParams()
 	if h.Realm != DefaultRealm {
 		h.cookieSuffix = "_" + cookieSafe(h.Realm)

@@ -87,6 +87,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // cookies removed.
 func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, user, method string) error {
 	h.stripGateCookies(r)
+	if h.identityHeader != "" {
+		stripHeaderAliases(r.Header, h.identityHeader)
+	}
 	repl.Set("http.two_factor.user", user)
 	repl.Set("http.two_factor.method", method)
 	return next.ServeHTTP(w, r)
@@ -365,6 +368,28 @@ func (h *Handler) audit(r *http.Request, event, user, method, result, reason str
 	if ce := h.logger.Check(level, "two-factor "+event); ce != nil {
 		ce.Write(fields...)
 	}
+}
+
+// stripHeaderAliases deletes every header whose name differs from name
+// but means the same to a CGI/FastCGI backend or a lenient application:
+// the same letters with '_' for '-' (Remote_User for Remote-User), which
+// Go does not merge with the canonical one. When the identity comes from a
+// header, a client could otherwise smuggle a second identity past the
+// handler that set the first (Caddy GHSA-f59h-q822-g45g). Caddy itself
+// drops underscore headers unless a server's expected_underscore_headers
+// allows them; this keeps the identity safe when it does.
+func stripHeaderAliases(hdr http.Header, name string) {
+	want := headerAliasKey(name)
+	canon := http.CanonicalHeaderKey(name)
+	for k := range hdr {
+		if k != canon && headerAliasKey(k) == want {
+			delete(hdr, k)
+		}
+	}
+}
+
+func headerAliasKey(s string) string {
+	return strings.ToLower(strings.ReplaceAll(s, "_", "-"))
 }
 
 func wantsHTML(r *http.Request) bool {
