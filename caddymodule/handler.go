@@ -367,7 +367,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
 	}
-	h.store = instrumentStore(h.store)
+	h.store = newCachedStore(instrumentStore(h.store))
 	registerMetrics(ctx)
 	registerRealm(h)
 	return nil

@@ -232,6 +232,9 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 	if err := v.(pooledStore).close(); err != nil {
 		t.Fatal(err)
 	}
+	// A session read less than a second ago is served from memory
+	// (sessionCacheTTL); past that, every request needs the store.
+	advance(sessionCacheTTL + time.Millisecond)
 	r := b.get("/app").expect(t, http.StatusServiceUnavailable)
 	if strings.Contains(r.body, "app user=") {
 		t.Fatal("request passed with a broken store")

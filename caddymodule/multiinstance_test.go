@@ -146,8 +146,10 @@ func TestTwoInstancesOneRedis(t *testing.T) {
 	d := a.browser("alice")
 	d.on(bInst).challenge(next, false).expect(t, http.StatusUnauthorized)
 
-	// Redis stops: both instances refuse (503), never pass, never enroll.
+	// Redis stops: both instances refuse (503), never pass, never enroll
+	// — once the last second's cached sessions (sessionCacheTTL) are stale.
 	rs.Stop()
+	time.Sleep(sessionCacheTTL + 100*time.Millisecond)
 	for _, in := range []*instance{a, bInst} {
 		r := alice.on(in).get("/app").expect(t, http.StatusServiceUnavailable)
 		if strings.Contains(r.body, "app user=") {
@@ -177,8 +179,23 @@ func TestTwoInstancesOneRedis(t *testing.T) {
 	e.on(bInst).get("/.2fa/challenge").expect(t, http.StatusTooManyRequests)
 
 	// Logout on A ends the session on B.
+	// (The old cookie is replayed on B: the browser itself forgets it.)
+	replay := bInst.browser("alice")
+	replay.s = &bInst.site
+	replay.setCookie("2fa_session", alice.cookie("2fa_session"))
+	replay.get("/app").expect(t, http.StatusOK)
 	page := alice.on(a).get("/.2fa/logout").expect(t, http.StatusOK)
 	alice.post("/.2fa/logout", url.Values{"csrf_token": {csrfOf(t, page)}}).expect(t, http.StatusOK)
+	// B may serve its cached copy for up to sessionCacheTTL: revocation
+	// must reach it within that.
+	revoked := time.Now()
+	for replay.get("/app").StatusCode == http.StatusOK {
+		if time.Since(revoked) > sessionCacheTTL+500*time.Millisecond {
+			t.Fatalf("logout on A not effective on B after %v", time.Since(revoked))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	replay.get("/app").expectRedirect(t, "/.2fa/challenge")
 	alice.on(bInst).get("/app").expectRedirect(t, "/.2fa/challenge")
 
 	for _, in := range []*instance{a, bInst} {
