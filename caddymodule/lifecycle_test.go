@@ -57,6 +57,9 @@ func TestCaddyfileExample(t *testing.T) {
 		}
 		cfg = strings.ReplaceAll(cfg, ":"+p, fmt.Sprintf(":%d", ports[p]))
 	}
+	// The example uses the default store in Caddy's data directory: a
+	// fresh one for each run.
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
 	loadCaddyfile(t, cfg)
 	t.Cleanup(func() { caddy.Stop() })
 
