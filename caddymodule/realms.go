@@ -25,8 +25,6 @@ type RealmInfo struct {
 	PathPrefix string
 	// InviteTTL is how long invite links stay valid.
 	InviteTTL time.Duration
-	// Limit is the realm's failure policy (to report lockouts).
-	Limit sessions.Limit
 }
 
 var realms = struct {
@@ -70,7 +68,7 @@ func LookupRealm(realm string) (RealmInfo, bool) {
 		return RealmInfo{}, false
 	}
 	h := hs[len(hs)-1]
-	return RealmInfo{Store: h.store, PathPrefix: h.PathPrefix, InviteTTL: h.inviteTTL, Limit: h.limit}, true
+	return RealmInfo{Store: h.store, PathPrefix: h.PathPrefix, InviteTTL: h.inviteTTL}, true
 }
 
 // Realms lists the realms of the running config, sorted.

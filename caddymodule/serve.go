@@ -168,7 +168,7 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 	ctx := r.Context()
 	e, err := h.store.Enrollment(ctx, h.Realm, user)
 	if errors.Is(err, sessions.ErrNotFound) {
-		return h.requireSecondFactor(w, r, user)
+		return h.redirectToGate(w, r, false)
 	}
 	if err != nil {
 		return h.unavailable(w, r, err)
@@ -194,7 +194,7 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 			h.audit(r, "lockout", user, MethodTOTP, "locked", "")
 			return h.lockedJSON(w, a, t)
 		}
-		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "two_factor_invalid", "challenge": h.challengeURL(r, user)})
+		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "two_factor_invalid", "challenge": h.pageURL("/challenge", safeReturn(r.URL.RequestURI(), h.PathPrefix))})
 	}
 	if err := h.succeeded(w, r, user, MethodTOTP, t); err != nil {
 		return h.unavailable(w, r, err)
@@ -289,16 +289,6 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, met
 	return h.setCookie(w, r, sessionCookie, []byte(id), ttl)
 }
 
-// requireSecondFactor sends a browser to the right gate page and tells any
-// other client, in JSON, where that page is.
-func (h *Handler) requireSecondFactor(w http.ResponseWriter, r *http.Request, user string) error {
-	_, err := h.store.Enrollment(r.Context(), h.Realm, user)
-	if err != nil && !errors.Is(err, sessions.ErrNotFound) {
-		return h.unavailable(w, r, err)
-	}
-	return h.redirectToGate(w, r, err == nil)
-}
-
 // redirectToGate sends a browser to the challenge (or, for a user not
 // enrolled yet, to enrollment) and tells other clients in JSON where that
 // page is.
@@ -315,10 +305,6 @@ func (h *Handler) redirectToGate(w http.ResponseWriter, r *http.Request, enrolle
 		return nil
 	}
 	return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "two_factor_required", "challenge": target})
-}
-
-func (h *Handler) challengeURL(r *http.Request, user string) string {
-	return h.pageURL("/challenge", safeReturn(r.URL.RequestURI(), h.PathPrefix))
 }
 
 // pageURL is the URL of a gate page that returns to rd afterwards.
