@@ -754,23 +754,30 @@ func (s *Store) PutSession(ctx context.Context, realm, id string, sess sessions.
 // Session returns the unexpired session stored under id, or
 // sessions.ErrNotFound. It is the hot path: one GET.
 func (s *Store) Session(ctx context.Context, realm, id string) (sessions.Session, error) {
+	return getRecord(s, ctx, kindSession, realm, id, decodeSession, func(x sessions.Session) time.Time { return x.Expires })
+}
+
+// getRecord reads the session or device stored under id: one GET, then
+// the record's own expiry check (absent and expired read as ErrNotFound).
+func getRecord[T any](s *Store, ctx context.Context, k kind, realm, id string, decode func([]byte) (T, error), expires func(T) time.Time) (T, error) {
+	var zero T
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := s.rdb.Get(ctx, s.keys.byID(realm, tagSession, id)).Bytes()
+	v, err := s.rdb.Get(ctx, s.keys.byID(realm, k.tag, id)).Bytes()
 	if isNil(err) {
-		return sessions.Session{}, sessions.ErrNotFound
+		return zero, sessions.ErrNotFound
 	}
 	if err != nil {
-		return sessions.Session{}, fail("reading session", err)
+		return zero, fail("reading "+k.name, err)
 	}
-	sess, err := decodeSession(v)
+	x, err := decode(v)
 	if err != nil {
-		return sessions.Session{}, fail("reading session", err)
+		return zero, fail("reading "+k.name, err)
 	}
-	if !s.now().Before(sess.Expires) {
-		return sessions.Session{}, sessions.ErrNotFound
+	if !s.now().Before(expires(x)) {
+		return zero, sessions.ErrNotFound
 	}
-	return sess, nil
+	return x, nil
 }
 
 // TouchSession sets the LastSeen of an unexpired session, or returns
@@ -844,24 +851,11 @@ func (s *Store) PutDevice(ctx context.Context, realm, id string, d sessions.Devi
 // Device returns the unexpired trusted device stored under id (with ID
 // set), or sessions.ErrNotFound.
 func (s *Store) Device(ctx context.Context, realm, id string) (sessions.Device, error) {
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	v, err := s.rdb.Get(ctx, s.keys.byID(realm, tagDevice, id)).Bytes()
-	if isNil(err) {
-		return sessions.Device{}, sessions.ErrNotFound
+	d, err := getRecord(s, ctx, kindDevice, realm, id, decodeDevice, func(x sessions.Device) time.Time { return x.Expires })
+	if err == nil {
+		d.ID = id
 	}
-	if err != nil {
-		return sessions.Device{}, fail("reading trusted device", err)
-	}
-	d, err := decodeDevice(v)
-	if err != nil {
-		return sessions.Device{}, fail("reading trusted device", err)
-	}
-	if !s.now().Before(d.Expires) {
-		return sessions.Device{}, sessions.ErrNotFound
-	}
-	d.ID = id
-	return d, nil
+	return d, err
 }
 
 // TouchDevice sets the LastUsed of an unexpired trusted device (never its
