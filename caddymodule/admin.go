@@ -271,7 +271,7 @@ func summarize(ctx context.Context, tg adminTarget, t time.Time) (userSummary, [
 		// existed; the enrollment is the earliest trace of the user.
 		s.FirstSeen = s.EnrolledAt
 	}
-	at, err := st.Attempts(ctx, tg.realm, FailureKey(tg.user), t)
+	at, err := userAttempts(ctx, st, tg.realm, tg.user, t)
 	if err != nil {
 		return s, nil, err
 	}
@@ -335,8 +335,8 @@ func (a *adminAPI) handleReset(w http.ResponseWriter, r *http.Request, tg adminT
 	if err := tg.info.Store.ResetUser(r.Context(), tg.realm, tg.user); err != nil {
 		return a.failed(r, tg, "reset", err)
 	}
-	// The lockout counter is kept per canonical identity (FailureKey).
-	if err := tg.info.Store.ClearFailures(r.Context(), tg.realm, FailureKey(tg.user)); err != nil {
+	// The lockout counters are kept per canonical identity (FailureKey).
+	if err := clearUserFailures(r.Context(), tg.info.Store, tg.realm, tg.user); err != nil {
 		return a.failed(r, tg, "reset", err)
 	}
 	a.audit(r, tg, "reset")
@@ -387,11 +387,11 @@ func (a *adminAPI) handleUnlock(w http.ResponseWriter, r *http.Request, tg admin
 		return err
 	}
 	ctx, t := r.Context(), now()
-	at, err := tg.info.Store.Attempts(ctx, tg.realm, FailureKey(tg.user), t)
+	at, err := userAttempts(ctx, tg.info.Store, tg.realm, tg.user, t)
 	if err != nil {
 		return a.failed(r, tg, "unlock", err)
 	}
-	if err := tg.info.Store.ClearFailures(ctx, tg.realm, FailureKey(tg.user)); err != nil {
+	if err := clearUserFailures(ctx, tg.info.Store, tg.realm, tg.user); err != nil {
 		return a.failed(r, tg, "unlock", err)
 	}
 	locked := at.Locked(t)

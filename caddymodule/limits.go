@@ -32,6 +32,54 @@ func canonicalUser(user string) string {
 	return cases.Fold().String(norm.NFKC.String(strings.TrimSpace(user)))
 }
 
+// consecutiveLimit caps the failures one user may have without a success,
+// whatever max_attempts allows: max_attempts refuses bursts, but an attacker
+// who stays one failure under it in every window could otherwise guess on
+// forever (with the default 5 5m 15m, 1152 guesses a day). After 100
+// failures within a day the user is locked for a day, until a success
+// before that point or an administrator's unlock clears the count. This
+// holds guessing under 100 a day (3 × 10⁻⁴ chances a day with skew 1) and
+// meets NIST SP 800-63B's limit of 100 consecutive failed attempts within
+// any day. See SECURITY.md §3.
+var consecutiveLimit = sessions.Limit{Max: 100, Window: 24 * time.Hour, Lockout: 24 * time.Hour}
+
+// consecutiveFailureKey is the counter of consecutiveLimit for user, per
+// canonical identity like FailureKey.
+func consecutiveFailureKey(user string) string {
+	return "user-day:" + canonicalUser(user)
+}
+
+// userAttempts returns the user's lockout state: the max_attempts counter,
+// or the consecutive-failure counter if that one is locked out for longer.
+func userAttempts(ctx context.Context, st sessions.Store, realm, user string, t time.Time) (sessions.Attempts, error) {
+	a, err := st.Attempts(ctx, realm, FailureKey(user), t)
+	if err != nil {
+		return a, err
+	}
+	b, err := st.Attempts(ctx, realm, consecutiveFailureKey(user), t)
+	if err != nil {
+		return a, err
+	}
+	return longerLock(a, b, t), nil
+}
+
+// clearUserFailures resets both of the user's counters (after a success,
+// an administrator's unlock or reset).
+func clearUserFailures(ctx context.Context, st sessions.Store, realm, user string) error {
+	if err := st.ClearFailures(ctx, realm, FailureKey(user)); err != nil {
+		return err
+	}
+	return st.ClearFailures(ctx, realm, consecutiveFailureKey(user))
+}
+
+// longerLock is b if b is locked out for longer than a, else a.
+func longerLock(a, b sessions.Attempts, t time.Time) sessions.Attempts {
+	if b.Locked(t) && b.LockedUntil.After(a.LockedUntil) {
+		return b
+	}
+	return a
+}
+
 // ipFailureKey is the failure counter of a client address (from Caddy's
 // client IP, which honours trusted_proxies and never a raw
 // X-Forwarded-For).
@@ -44,10 +92,10 @@ func (h *Handler) ipLimit() sessions.Limit {
 }
 
 // attempts returns the state that decides whether this attempt is
-// refused: the user's counter, or the client address's if that one is
+// refused: the user's counters, or the client address's if that one is
 // locked out for longer.
 func (h *Handler) attempts(ctx context.Context, user, ip string, t time.Time) (sessions.Attempts, error) {
-	a, err := h.store.Attempts(ctx, h.Realm, FailureKey(user), t)
+	a, err := userAttempts(ctx, h.store, h.Realm, user, t)
 	if err != nil || ip == "" {
 		return a, err
 	}
@@ -55,33 +103,35 @@ func (h *Handler) attempts(ctx context.Context, user, ip string, t time.Time) (s
 	if err != nil {
 		return a, err
 	}
-	if b.Locked(t) && b.LockedUntil.After(a.LockedUntil) {
-		return b, nil
-	}
-	return a, nil
+	return longerLock(a, b, t), nil
 }
 
-// addFailure counts a refused code against the user and the client
-// address, in the store (so it holds across instances), and returns the
-// state that now applies.
+// addFailure counts a refused code against the user (max_attempts and the
+// consecutive-failure cap) and the client address, in the store (so it
+// holds across instances), and returns the state that now applies.
 func (h *Handler) addFailure(ctx context.Context, user, ip string, t time.Time) (sessions.Attempts, error) {
 	a, err := h.store.AddFailure(ctx, h.Realm, FailureKey(user), t, h.limit)
-	if err != nil || ip == "" {
+	if err != nil {
 		return a, err
+	}
+	c, err := h.store.AddFailure(ctx, h.Realm, consecutiveFailureKey(user), t, consecutiveLimit)
+	if err != nil {
+		return a, err
+	}
+	a = longerLock(a, c, t)
+	if ip == "" {
+		return a, nil
 	}
 	b, err := h.store.AddFailure(ctx, h.Realm, ipFailureKey(ip), t, h.ipLimit())
 	if err != nil {
 		return a, err
 	}
-	if b.Locked(t) && b.LockedUntil.After(a.LockedUntil) {
-		return b, nil
-	}
-	return a, nil
+	return longerLock(a, b, t), nil
 }
 
-// clearFailures resets the user's counter after a success. The address's
+// clearFailures resets the user's counters after a success. The address's
 // counter is left alone: one good account must not wash away failures
 // spread over others.
 func (h *Handler) clearFailures(ctx context.Context, user string) error {
-	return h.store.ClearFailures(ctx, h.Realm, FailureKey(user))
+	return clearUserFailures(ctx, h.store, h.Realm, user)
 }
