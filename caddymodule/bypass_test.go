@@ -1,0 +1,157 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNoMagicBypasses: no user agent (crawlers, health checkers, curl), no
+// debug or routing header, and no claim of a local or internal address
+// lets a request without a verified session through (checklist item 52;
+// the advisories against other proxies in SECURITY.md §6). The test
+// client itself is on loopback, so a loopback exception would show too.
+func TestNoMagicBypasses(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	s.browser("alice").enroll()
+
+	headers := map[string]http.Header{
+		"no headers":               {},
+		"Googlebot":                {"User-Agent": {"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"}},
+		"kube-probe":               {"User-Agent": {"kube-probe/1.30"}},
+		"ELB health checker":       {"User-Agent": {"ELB-HealthChecker/2.0"}},
+		"curl":                     {"User-Agent": {"curl/8.5.0"}},
+		"empty User-Agent":         {"User-Agent": {""}},
+		"X-Debug":                  {"X-Debug": {"1"}, "Debug": {"true"}},
+		"X-Forwarded-For loopback": {"X-Forwarded-For": {"127.0.0.1"}},
+		"X-Real-IP loopback":       {"X-Real-Ip": {"127.0.0.1"}},
+		"Forwarded loopback":       {"Forwarded": {"for=127.0.0.1;proto=https"}},
+		"X-Original-URL gate page": {"X-Original-Url": {"/.2fa/logout"}},
+		"X-Rewrite-URL gate page":  {"X-Rewrite-Url": {"/.2fa/enroll"}},
+		"X-Forwarded-Uri gate":     {"X-Forwarded-Uri": {"/.2fa/challenge"}},
+		"X-Forwarded-Prefix":       {"X-Forwarded-Prefix": {"/.2fa"}},
+		"X-Forwarded-Host other":   {"X-Forwarded-Host": {"internal.example"}},
+		"X-Forwarded-Proto":        {"X-Forwarded-Proto": {"https"}},
+		"bypass-looking headers":   {"X-Two-Factor": {"ok"}, "X-2fa-Verified": {"1"}, "X-Auth-Bypass": {"1"}, "X-Two-Factor-User": {"alice"}, "X-Two-Factor-Method": {"trusted_device"}},
+		"identity headers":         {"Remote-User": {"alice"}, "X-Remote-User": {"alice"}, "X-Forwarded-User": {"alice"}},
+		"empty gate cookies":       {"Cookie": {"2fa_session=; 2fa_device=; __Host-2fa_session="}},
+		"garbage gate cookies":     {"Cookie": {"2fa_session=true; 2fa_device=1; 2fa_later=1"}},
+		"Upgrade h2c":              {"Upgrade": {"h2c"}, "Connection": {"Upgrade, HTTP2-Settings"}, "Http2-Settings": {"AAMAAABkAARAAAAAAAIAAAAA"}},
+	}
+	for name, h := range headers {
+		for _, accept := range []string{"text/html", "application/json"} {
+			b := s.browser("alice")
+			h := h.Clone()
+			h.Set("Accept", accept)
+			for _, p := range []string{"/app", "/app/.2fa", "/healthz", "/.well-known/acme-challenge/x/../../app"} {
+				r := b.do("GET", p, nil, h)
+				if strings.Contains(r.body, "app user=") {
+					t.Errorf("%s, Accept %s, %s: reached the app (%d)", name, accept, p, r.StatusCode)
+				}
+				switch {
+				case r.StatusCode == http.StatusSeeOther && strings.HasPrefix(r.location(), "/.2fa/challenge"):
+				case r.StatusCode == http.StatusUnauthorized && strings.Contains(r.body, "two_factor_required"):
+				default:
+					t.Errorf("%s, Accept %s, %s: %d %s %q, want the gate's challenge", name, accept, p, r.StatusCode, r.location(), trim(r.body))
+				}
+			}
+		}
+	}
+}
+
+// hostileReturns are return targets that must never leave the site
+// (checklist item 46): protocol-relative, backslash, encoded slashes,
+// control characters, other schemes, userinfo tricks.
+var hostileReturns = []string{
+	"//evil.example/x",
+	"///evil.example",
+	"/\\evil.example",
+	"\\\\evil.example",
+	"/%2F%2Fevil.example",
+	"%2F%2Fevil.example",
+	"/%5Cevil.example",
+	"/\t/evil.example",
+	"/%09/evil.example",
+	"/\r\nLocation: https://evil.example",
+	"/%0d%0aSet-Cookie:%20x=1",
+	"https:evil.example",
+	"https://evil.example",
+	"http:/\\evil.example",
+	"javascript:alert(1)",
+	"data:text/html,<script>alert(1)</script>",
+	"//user:pass@evil.example",
+	"/@evil.example",
+	"https://localhost@evil.example/",
+	"/.2fa/..//evil.example",
+	" //evil.example",
+	"\x00//evil.example",
+}
+
+// safeLocation reports whether a Location header stays on the site: a
+// path starting with one slash, no backslash, no control characters.
+func safeLocation(loc string) bool {
+	if loc == "" {
+		return true
+	}
+	if !strings.HasPrefix(loc, "/") || strings.HasPrefix(loc, "//") || strings.ContainsAny(loc, "\\\r\n\t\x00") {
+		return false
+	}
+	u, err := url.Parse(loc)
+	return err == nil && u.Host == "" && u.Scheme == "" && u.User == nil
+}
+
+// TestHostileReturnTargetsEveryEndpoint: every gate endpoint that takes a
+// return target (rd in the query or the form) keeps the browser on the
+// site, for every hostile target, whether the request succeeds or not.
+func TestHostileReturnTargetsEveryEndpoint(t *testing.T) {
+	s := startSite(t, siteOptions{gate: "max_attempts 50 5m 15m"}) // room for the deliberate failures below
+	key, _ := s.browser("alice").enroll()
+	advance(30 * time.Second)
+
+	check := func(where string, r response) {
+		t.Helper()
+		if loc := r.location(); !safeLocation(loc) {
+			t.Errorf("%s: Location %q leaves the site", where, loc)
+		}
+		for _, bad := range []string{`href="//`, `href="https:`, `href="http:`, `href="javascript:`, `href="data:text`, `value="//`, `value="https:`, `value="javascript:`} {
+			if strings.Contains(r.body, bad) {
+				t.Errorf("%s: page contains %s", where, bad)
+			}
+		}
+	}
+	for _, rd := range hostileReturns {
+		q := "?rd=" + url.QueryEscape(rd)
+		// A browser with no 2FA session: GET pages, then a good code.
+		b := s.browser("alice")
+		for _, p := range []string{"/.2fa/challenge", "/.2fa/enroll", "/.2fa/logout", "/.2fa/settings", "/.2fa/unknown"} {
+			check("GET "+p+q, b.get(p+q))
+		}
+		page := b.get("/.2fa/challenge" + q)
+		tok := csrfOf(t, page)
+		check("POST challenge wrong code", b.post("/.2fa/challenge", url.Values{"csrf_token": {tok}, "code": {wrongCode(key)}, "rd": {rd}}))
+		check("POST challenge no token", b.post("/.2fa/challenge", url.Values{"code": {"123456"}, "rd": {rd}}))
+		advance(30 * time.Second)
+		r := b.post("/.2fa/challenge", url.Values{"csrf_token": {tok}, "code": {totp(key, testNow())}, "rd": {rd}})
+		if r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("rd %q: good code answered %d", rd, r.StatusCode)
+		}
+		check("POST challenge good code", r)
+		// Verified: settings and logout forms.
+		for _, p := range []string{"/.2fa/challenge", "/.2fa/enroll", "/.2fa/settings", "/.2fa/logout"} {
+			check("verified GET "+p+q, b.get(p+q))
+		}
+		set := b.get("/.2fa/settings" + q)
+		tok = csrfOf(t, set)
+		check("POST settings", b.post("/.2fa/settings", url.Values{"csrf_token": {tok}, "action": {"sign_out_others"}, "rd": {rd}}))
+		check("POST settings bad action", b.post("/.2fa/settings", url.Values{"csrf_token": {tok}, "action": {"nope"}, "rd": {rd}}))
+		out := b.get("/.2fa/logout" + q)
+		check("POST logout", b.post("/.2fa/logout", url.Values{"csrf_token": {csrfOf(t, out)}, "rd": {rd}}))
+		// Bob, not enrolled: the enrollment form.
+		bob := s.browser("bob")
+		en := bob.get("/.2fa/enroll" + q)
+		check("GET enroll (bob)", en)
+		check("POST enroll wrong code", bob.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, en)}, "code": {"000000"}, "rd": {rd}}))
+	}
+}
