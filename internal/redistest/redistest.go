@@ -66,6 +66,38 @@ type Server struct {
 // environment variable CI is "true".
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return startServer(t, nil, args)
+}
+
+// StartSentinel starts a Redis Sentinel (redis-server in sentinel mode)
+// that monitors master under the name master set name, with quorum 1 and
+// short timeouts so that a failover happens within a few seconds of the
+// master going down: down-after 500 ms, failover timeout 3 s. It listens
+// like Start's servers (Addr and Socket) and is stopped when the test ends.
+// Clients give go-redis the Sentinel's Addr and the master set name.
+func StartSentinel(t testing.TB, master *Server, name string) *Server {
+	t.Helper()
+	conf := func(dir string) (string, error) {
+		host, port, err := net.SplitHostPort(master.Addr)
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, "sentinel.conf")
+		text := fmt.Sprintf("sentinel monitor %[1]s %[2]s %[3]s 1\n"+
+			"sentinel down-after-milliseconds %[1]s 500\n"+
+			"sentinel failover-timeout %[1]s 3000\n"+
+			"sentinel parallel-syncs %[1]s 1\n", name, host, port)
+		// Sentinel rewrites its configuration file: it must be writable.
+		return p, os.WriteFile(p, []byte(text), 0o600)
+	}
+	return startServer(t, conf, []string{"--sentinel"})
+}
+
+// startServer starts a redis-server; config, if not nil, writes a
+// configuration file into the server's directory and returns its path,
+// which becomes the first argument.
+func startServer(t testing.TB, config func(dir string) (string, error), args []string) *Server {
+	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		const msg = "redis-server not installed: skipping Redis tests (CI installs it with apt-get)"
 		if os.Getenv("CI") == "true" {
@@ -86,6 +118,14 @@ func Start(t testing.TB, args ...string) *Server {
 		sock = filepath.Join(short, "redis.sock")
 	}
 	s := &Server{Socket: sock, Dir: dir, t: t}
+	var first []string
+	if config != nil {
+		p, err := config(dir)
+		if err != nil {
+			t.Fatalf("redistest: writing the configuration: %v", err)
+		}
+		first = []string{p}
+	}
 	var lastErr error
 	for range 5 {
 		port, err := freePort()
@@ -93,7 +133,7 @@ func Start(t testing.TB, args ...string) *Server {
 			t.Fatalf("redistest: finding a free port: %v", err)
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		s.args = append([]string{
+		s.args = append(append(first[:len(first):len(first)], []string{
 			"--port", strconv.Itoa(port),
 			"--bind", "127.0.0.1",
 			"--unixsocket", sock,
@@ -102,7 +142,7 @@ func Start(t testing.TB, args ...string) *Server {
 			"--appendonly", "no",
 			"--dir", dir,
 			"--logfile", "",
-		}, args...)
+		}...), args...)
 		lastErr = s.start()
 		if lastErr == nil {
 			t.Cleanup(s.Stop)
