@@ -1,8 +1,10 @@
 package caddymodule
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +156,64 @@ func TestHostileReturnTargetsEveryEndpoint(t *testing.T) {
 		check("GET enroll (bob)", en)
 		check("POST enroll wrong code", bob.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, en)}, "code": {"000000"}, "rd": {rd}}))
 	}
+}
+
+// TestNoUserEnumerationBeforeTheFirstFactor: before the first factor
+// succeeds, nothing the gate does depends on whether a user exists or is
+// enrolled (checklist item 48). With app_login, a refused login for an
+// enrolled user, a user who never enrolled and a user who does not exist
+// reach the browser as the application sent them, with no gate cookie
+// and no redirect to a gate page; with basic_auth, the gate is never
+// reached.
+func TestNoUserEnumerationBeforeTheFirstFactor(t *testing.T) {
+	s := startAppSite(t, "", "")
+	appEnroll(t, s, "alice", "wonderland")
+
+	var first response
+	var firstName string
+	for _, name := range []string{"alice", "bob", "nobody", "ALICE"} {
+		b := s.browser("")
+		r := b.appLogin(name, "wrong password")
+		if strings.HasPrefix(r.location(), "/.2fa") {
+			t.Errorf("refused login for %q went to a gate page: %s", name, r.location())
+		}
+		for _, c := range r.Cookies() {
+			if strings.Contains(c.Name, "2fa") {
+				t.Errorf("refused login for %q set the gate cookie %s", name, c.Name)
+			}
+		}
+		// The app echoes the typed name into its form: ignore values.
+		body := reValueAttr.ReplaceAllString(r.body, `value=""`)
+		if firstName == "" {
+			first, firstName = response{r.Response, body}, name
+			continue
+		}
+		if r.StatusCode != first.StatusCode || body != first.body || r.location() != first.location() {
+			t.Errorf("refused login for %q (%d %s) differs from %q (%d %s):\n%s\n---\n%s", name, r.StatusCode, r.location(), firstName, first.StatusCode, first.location(), trim(body), trim(first.body))
+		}
+	}
+
+	// basic_auth: a wrong password for an enrolled user and for an
+	// unknown one get the same 401, from basic_auth, not the gate.
+	b := startSite(t, siteOptions{})
+	b.browser("alice").enroll()
+	var bodies []string
+	for _, name := range []string{"alice", "nobody"} {
+		c := b.browser("")
+		c.accept = "application/json"
+		req := c.do("GET", "/app", nil, http.Header{"Authorization": {"Basic " + basicAuth(name, "wrong")}})
+		if req.StatusCode != http.StatusUnauthorized || strings.Contains(req.body, "two_factor") {
+			t.Errorf("basic_auth failure for %q: %d %q", name, req.StatusCode, req.body)
+		}
+		bodies = append(bodies, req.body)
+	}
+	if bodies[0] != bodies[1] {
+		t.Errorf("basic_auth failures differ: %q vs %q", bodies[0], bodies[1])
+	}
+}
+
+var reValueAttr = regexp.MustCompile(`value="[^"]*"`)
+
+func basicAuth(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
 }
