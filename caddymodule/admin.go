@@ -480,27 +480,13 @@ func formatDays(d time.Duration) string {
 
 // audit logs a successful admin action. Never a token, link or secret.
 func (a *adminAPI) audit(r *http.Request, tg adminTarget, action string, extra ...zap.Field) {
-	fields := append([]zap.Field{
-		zap.String("event", "admin_"+action),
-		zap.String("realm", tg.realm),
-		zap.String("user", tg.user),
-		zap.String("client_ip", remoteHost(r)),
-		zap.String("result", "success"),
-	}, extra...)
-	a.logger.Info("two-factor admin_"+action, fields...)
+	a.logger.Info("two-factor admin_"+action, auditFields("admin_"+action, tg.realm, tg.user, remoteHost(r), "", "success", "", extra)...)
 }
 
 // failed logs an admin action the store could not carry out and returns
 // the 503 answer.
 func (a *adminAPI) failed(r *http.Request, tg adminTarget, action string, err error) error {
-	a.logger.Error("two-factor admin_"+action,
-		zap.String("event", "admin_"+action),
-		zap.String("realm", tg.realm),
-		zap.String("user", tg.user),
-		zap.String("client_ip", remoteHost(r)),
-		zap.String("result", "error"),
-		zap.Error(err),
-	)
+	a.logger.Error("two-factor admin_"+action, auditFields("admin_"+action, tg.realm, tg.user, remoteHost(r), "", "error", "store_error", []zap.Field{zap.Error(err)})...)
 	return storeError(err)
 }
 

@@ -588,7 +588,7 @@ func (fw *appCookieWatcher) follow() {
 		cleared := c.Value == "" || c.MaxAge < 0 || (!c.Expires.IsZero() && !c.Expires.After(time.Now()))
 		if cleared {
 			fw.err = errors.Join(fw.err, h.store.DeleteSession(ctx, h.Realm, fw.id))
-			h.audit(fw.r, "app_logout", fw.binding.User, "", "success", "cookie cleared")
+			h.audit(fw.r, "app_logout", fw.binding.User, "", "success", "cookie_cleared")
 			continue
 		}
 		newID := h.bindingID(c.Value)

@@ -318,7 +318,7 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, user, rd
 		if _, err := h.store.DeleteUserDevices(ctx, h.Realm, user); err != nil {
 			return h.unavailable(w, r, err)
 		}
-		h.logger.Info("two-factor recovery code used", zap.String("event", "recovery_code_used"), zap.String("realm", h.Realm), zap.String("user", user), zap.Int("remaining", remaining), zap.String("client_ip", clientIP(r)))
+		h.audit(r, "recovery_code_used", user, MethodRecovery, "success", "", zap.Int("remaining", remaining))
 	}
 	if err := h.succeeded(w, r, user, method, t); err != nil {
 		return h.unavailable(w, r, err)
