@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -148,4 +149,36 @@ func TestLockoutRevealsNothingAboutTheCode(t *testing.T) {
 	if right.body != wrong.body {
 		t.Errorf("locked API answer differs: right code %q, wrong code %q", right.body, wrong.body)
 	}
+}
+
+// TestHugeFormBodyCountsAsFailure: a code form body over the 16 KiB limit
+// gets a clean 413 and, from this site, counts as a failed code, so huge
+// bodies are no way around the failure limit (checklist item 19). The
+// same body posted cross-site is refused without counting, so another
+// site cannot lock a user out.
+func TestHugeFormBodyCountsAsFailure(t *testing.T) {
+	s := startSite(t, siteOptions{gate: "max_attempts 3 5m 10m"})
+	key, _ := s.browser("alice").enroll()
+	bobKey, _ := s.browser("bob").enroll()
+	advance(30 * time.Second)
+	huge := func(b *browser, site string) response {
+		tok := csrfOf(t, b.get("/.2fa/challenge").expect(t, http.StatusOK))
+		body := "csrf_token=" + tok + "&code=" + strings.Repeat("1", 1<<20)
+		return b.do("POST", "/.2fa/challenge", strings.NewReader(body), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Sec-Fetch-Site": {site}})
+	}
+
+	b := s.browser("alice")
+	huge(b, "same-origin").expect(t, http.StatusRequestEntityTooLarge)
+	huge(b, "same-origin").expect(t, http.StatusRequestEntityTooLarge)
+	huge(b, "same-origin").expect(t, http.StatusTooManyRequests)
+	b.challenge(totp(key, testNow()), false).expect(t, http.StatusTooManyRequests)
+
+	c := s.browser("bob")
+	for range 5 {
+		r := huge(c, "cross-site")
+		if r.StatusCode == http.StatusTooManyRequests || r.StatusCode < 400 || r.StatusCode >= 500 {
+			t.Fatalf("cross-site huge body: status %d, want a 4xx that is not a lockout", r.StatusCode)
+		}
+	}
+	c.challenge(totp(bobKey, testNow()), false).expectRedirect(t, "/app")
 }

@@ -38,6 +38,10 @@ func (h *Handler) serveGate(w http.ResponseWriter, r *http.Request, user string)
 	if post {
 		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 		if err := r.ParseForm(); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return h.formTooLarge(w, r, user)
+			}
 			return h.renderError(w, r, http.StatusBadRequest, "bad_request")
 		}
 	}
@@ -79,6 +83,30 @@ func (h *Handler) serveGate(w http.ResponseWriter, r *http.Request, user string)
 		return h.getInvite(w, r, user, token)
 	}
 	return h.renderError(w, r, http.StatusNotFound, "not_found")
+}
+
+// formTooLarge answers a form body over maxFormBytes with 413. Posted to
+// a page that takes a code, from this site (Fetch Metadata or Origin) by
+// a browser that was shown a gate form, it counts as a failed code, so
+// that huge bodies are no way around the failure limit; a cross-site post
+// is not counted, so another site cannot lock a user out.
+func (h *Handler) formTooLarge(w http.ResponseWriter, r *http.Request, user string) error {
+	switch strings.TrimPrefix(r.URL.Path, h.PathPrefix) {
+	case "/challenge", "/enroll", "/settings":
+		if _, ok := h.csrfFromCookie(r, user); ok && user != "" && h.cop.Check(r) == nil {
+			t := now()
+			h.audit(r, "verify", user, MethodTOTP, "failure", "too_large")
+			a, err := h.addFailure(r.Context(), user, clientIP(r), t)
+			if err != nil {
+				return h.unavailable(w, r, err)
+			}
+			if a.Locked(t) {
+				h.audit(r, "lockout", user, MethodTOTP, "locked", "too_large")
+				return h.lockedPage(w, r, user, a, t)
+			}
+		}
+	}
+	return h.renderError(w, r, http.StatusRequestEntityTooLarge, "bad_request")
 }
 
 // getEnroll shows the enrollment page: a new secret (kept unconfirmed for
