@@ -180,3 +180,88 @@ http://localhost:%d {
 	b.challenge(totp(key, testNow()), false).expectRedirect(t, "/app")
 	b.get("/app").expect(t, http.StatusOK).contains(t, "app user=alice")
 }
+
+// TestRedisOutageDuringCodeSubmission: Redis goes away between showing a
+// form and receiving it. A right code on the challenge page, a right code
+// on the enrollment page and an API client's header code all get 503
+// (never a pass, never "wrong code"), the refusal is logged, nothing is
+// spent, and once Redis is back the same codes work (checklist items 13
+// and 56).
+func TestRedisOutageDuringCodeSubmission(t *testing.T) {
+	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	port := freePort(t)
+	logFile := t.TempDir() + "/caddy.log"
+	loadCaddyfile(t, fmt.Sprintf(`{
+	admin off
+	storage file_system %s
+	persist_config off
+	log {
+		output file %s
+	}
+}
+http://localhost:%d {
+	basic_auth {
+%s	}
+	two_factor {
+		secret %q
+		otp_header X-OTP
+		store redis {
+			addrs %s
+			dial_timeout 300ms
+			read_timeout 300ms
+		}
+	}
+	respond "app user={http.two_factor.user}" 200
+}
+`, caddyStorage, logFile, port, bcryptLines, fuzzSecret, rs.Socket))
+	t.Cleanup(func() { caddy.Stop() })
+	s := &site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}
+	key, _ := s.browser("alice").enroll()
+	advance(30 * time.Second)
+
+	a := s.browser("alice")
+	page := a.get("/.2fa/challenge").expect(t, http.StatusOK)
+	bob := s.browser("bob")
+	enrollPage := bob.get("/.2fa/enroll").expect(t, http.StatusOK)
+	bobKey := secretOf(t, enrollmentURI(t, enrollPage))
+
+	rs.Stop()
+	code := totp(key, testNow())
+	r := a.post("/.2fa/challenge", url.Values{"csrf_token": {csrfOf(t, page)}, "code": {code}, "rd": {"/app"}})
+	if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(r.body, "app user=") {
+		t.Errorf("challenge during the outage: %d %s, want 503", r.StatusCode, r.location())
+	}
+	r = bob.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, enrollPage)}, "code": {totp(bobKey, testNow())}})
+	if r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("enrollment during the outage: %d, want 503", r.StatusCode)
+	}
+	api := s.browser("alice")
+	api.accept = "application/json"
+	r = api.do("GET", "/api", nil, http.Header{"X-Otp": {code}})
+	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(r.body, "two_factor_unavailable") {
+		t.Errorf("header code during the outage: %d %q, want 503 two_factor_unavailable", r.StatusCode, r.body)
+	}
+	a.get("/app").expect(t, http.StatusServiceUnavailable)
+
+	rs.Restart()
+	// The gate reconnects by itself (no reload): wait until it answers.
+	for i := 0; a.get("/.2fa/challenge").StatusCode != http.StatusOK; i++ {
+		if i == 100 {
+			t.Fatal("the gate did not recover within 10 s of Redis coming back")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Nothing was spent: the same step's code and Bob's setup still work.
+	a.post("/.2fa/challenge", url.Values{"csrf_token": {csrfOf(t, page)}, "code": {code}, "rd": {"/app"}}).expectRedirect(t, "/app")
+	a.get("/app").expect(t, http.StatusOK)
+	bob.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, enrollPage)}, "code": {totp(bobKey, testNow())}}).expect(t, http.StatusOK)
+
+	caddy.Stop()
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(logs), "two-factor store unavailable"); n < 3 {
+		t.Errorf("%d store-unavailable log lines, want at least 3", n)
+	}
+}
