@@ -2,12 +2,16 @@ package caddymodule
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // TestNoMagicBypasses: no user agent (crawlers, health checkers, curl), no
@@ -216,4 +220,70 @@ var reValueAttr = regexp.MustCompile(`value="[^"]*"`)
 
 func basicAuth(user, password string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+// TestAppLoginPathTricks: with app_login, only the login path itself
+// passes for a browser whose application session is not verified;
+// spellings that a lenient application might route elsewhere
+// (dot-segments, encoded slashes, suffixes, case) are challenged, and
+// path-override headers that frameworks route by never reach the
+// application (checklist item 50).
+func TestAppLoginPathTricks(t *testing.T) {
+	seen := make(chan http.Header, 100)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+		if r.Method == http.MethodPost && r.URL.Path == "/login" {
+			http.SetCookie(w, &http.Cookie{Name: "APPSID", Value: "s-" + r.FormValue("username"), Path: "/"})
+			http.Redirect(w, r, "/account", http.StatusSeeOther)
+			return
+		}
+		fmt.Fprintf(w, "app page %s", r.URL.RequestURI())
+	}))
+	t.Cleanup(app.Close)
+	port := freePort(t)
+	loadCaddyfile(t, fmt.Sprintf(`{
+	admin off
+	storage file_system %s
+	persist_config off
+}
+http://localhost:%d {
+	two_factor {
+		store file %s
+		app_login {
+			path /login
+			username_field username
+			session_cookie APPSID
+		}
+	}
+	reverse_proxy %s
+}
+`, caddyStorage, port, t.TempDir()+"/s.db", strings.TrimPrefix(app.URL, "http://")))
+	t.Cleanup(func() { caddy.Stop() })
+	s := &site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}
+	b := s.browser("")
+	// Log in to the app: the binding is pending until the code.
+	b.post("/login", url.Values{"username": {"alice"}, "password": {"x"}}).expectRedirect(t, "/.2fa/enroll")
+	for len(seen) > 0 {
+		<-seen
+	}
+	b.accept = "application/json"
+	for _, p := range []string{"/account", "/login/../account", "/login/%2e%2e/account", "/login%2f..%2faccount", "/login/", "/login;x", "/LOGIN", "/login.php", "//login", "/./login/../account", "/login%00", "/login/x"} {
+		r := b.get(p)
+		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "two_factor_required") {
+			t.Errorf("%s with a pending app session: %d %q, want the gate's 401", p, r.StatusCode, trim(r.body))
+		}
+	}
+	if len(seen) != 0 {
+		t.Errorf("%d of those requests reached the app", len(seen))
+	}
+	// The login page itself stays reachable, and path-override headers
+	// are removed on the way.
+	r := b.do("GET", "/login", nil, http.Header{"X-Original-Url": {"/account"}, "X-Rewrite-Url": {"/account"}})
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("login page: %d", r.StatusCode)
+	}
+	h := <-seen
+	if h.Get("X-Original-Url") != "" || h.Get("X-Rewrite-Url") != "" {
+		t.Errorf("the app received path-override headers: %v", h)
+	}
 }

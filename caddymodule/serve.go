@@ -38,6 +38,12 @@ const (
 // otp_header); otherwise it answers itself.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	// Path-override headers: Symfony, Zend and IIS URL Rewrite route by
+	// them, so a request the gate passes for one path (app_login's login
+	// page, an exempt user's, a trusted one's) could reach another. Only a
+	// proxy in front may set them, and here Caddy is that proxy.
+	delete(r.Header, "X-Original-Url")
+	delete(r.Header, "X-Rewrite-Url")
 	gatePage := r.URL.Path == h.PathPrefix || strings.HasPrefix(r.URL.Path, h.PathPrefix+"/")
 	if h.AppLogin != nil {
 		return h.serveAppLogin(w, r, next, repl, gatePage)
