@@ -1,0 +1,76 @@
+package caddymodule
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/caddy-2fa/caddy-2fa/sessions"
+)
+
+// totpSHA256 is an independent RFC 6238 code with HMAC-SHA256, digits
+// digits and a period of period seconds.
+func totpSHA256(key []byte, t time.Time, digits, period int) string {
+	return totpWith(sha256.New, key, t, digits, period)
+}
+
+// totpWith is an independent RFC 6238 code with the given HMAC hash.
+func totpWith(hf func() hash.Hash, key []byte, t time.Time, digits, period int) string {
+	var msg [8]byte
+	binary.BigEndian.PutUint64(msg[:], uint64(t.Unix()/int64(period)))
+	m := hmac.New(hf, key)
+	m.Write(msg[:])
+	sum := m.Sum(nil)
+	off := sum[len(sum)-1] & 0xf
+	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
+	mod := uint32(1)
+	for range digits {
+		mod *= 10
+	}
+	return fmt.Sprintf("%0*d", digits, v%mod)
+}
+
+// TestStoredParametersAreUsed: an enrollment made with other TOTP
+// parameters (SHA256, 8 digits, 60 seconds: a record written by another
+// tool or a later version) is verified with its own parameters, not the
+// site's defaults (checklist item 6).
+func TestStoredParametersAreUsed(t *testing.T) {
+	s := startSite(t, siteOptions{gate: "secret " + strconv.Quote(fuzzSecret)})
+	s.browser("bob").enroll() // the site works with the defaults
+	key := []byte("0123456789abcdef0123456789abcdef")
+	sealed, err := fuzzCookieHandler(t).keys.Seal("default", "alice", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := LookupRealm("default")
+	if err := info.Store.Enroll(t.Context(), "default", "alice", sessions.Enrollment{
+		SealedSecret: sealed, Algorithm: "SHA256", Digits: 8, Period: 60, Created: testNow(),
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	advance(60 * time.Second)
+
+	b := s.browser("alice")
+	b.get("/app").expectRedirect(t, "/.2fa/challenge")
+	// The default profile's code for the same key is refused (as
+	// malformed: the enrollment wants 8 digits).
+	b.challenge(totp(key, testNow()), false).expect(t, http.StatusBadRequest)
+	// So is an 8-digit code made with SHA1.
+	b.challenge(totpWith(sha1.New, key, testNow(), 8, 60), false).expect(t, http.StatusUnauthorized)
+	// The 8-digit SHA256 code of the current 60-second step is accepted.
+	b.challenge(totpSHA256(key, testNow(), 8, 60), false).expectRedirect(t, "/app")
+	b.get("/app").expect(t, http.StatusOK)
+	// 30 seconds later is the same 60-second step: a replay.
+	advance(30 * time.Second)
+	c := s.browser("alice")
+	if r := c.challenge(totpSHA256(key, testNow().Add(-30*time.Second), 8, 60), false); r.StatusCode == http.StatusSeeOther {
+		t.Error("the same 60-second step was accepted twice")
+	}
+}
