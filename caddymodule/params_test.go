@@ -74,3 +74,42 @@ func TestStoredParametersAreUsed(t *testing.T) {
 		t.Error("the same 60-second step was accepted twice")
 	}
 }
+
+// TestRevocationByRecoveryCodeAndLogout: a sign-in with a recovery code
+// (the phone may be lost, and with it a trusted browser) ends the trust
+// of every device of the user; logout ends the session on the server, so
+// a copy of the old session cookie is refused, and forgets this browser's
+// trust (checklist item 39).
+func TestRevocationByRecoveryCodeAndLogout(t *testing.T) {
+	s := startSite(t, siteOptions{})
+	key, codes := s.browser("alice").enroll()
+	advance(30 * time.Second)
+	phone := s.browser("alice")
+	phone.challenge(totp(key, testNow()), true).expectRedirect(t, "/app")
+	device := phone.cookie("2fa_device")
+
+	// The device works in a fresh session...
+	fresh := s.browser("alice")
+	fresh.setCookie("2fa_device", device)
+	fresh.get("/app").expect(t, http.StatusOK)
+	// ...until a recovery code is used elsewhere.
+	s.browser("alice").challenge(codes[0], false).expectRedirect(t, "/app")
+	again := s.browser("alice")
+	again.setCookie("2fa_device", device)
+	again.get("/app").expectRedirect(t, "/.2fa/challenge")
+
+	// Logout: the old session cookie, replayed, is refused; the device
+	// trusted in this browser is forgotten too.
+	advance(30 * time.Second)
+	b := s.browser("alice")
+	b.challenge(totp(key, testNow()), true).expectRedirect(t, "/app")
+	oldSession, oldDevice := b.cookie("2fa_session"), b.cookie("2fa_device")
+	out := b.get("/.2fa/logout").expect(t, http.StatusOK)
+	b.post("/.2fa/logout", map[string][]string{"csrf_token": {csrfOf(t, out)}}).expect(t, http.StatusOK)
+	replay := s.browser("alice")
+	replay.setCookie("2fa_session", oldSession)
+	replay.get("/app").expectRedirect(t, "/.2fa/challenge")
+	replay = s.browser("alice")
+	replay.setCookie("2fa_device", oldDevice)
+	replay.get("/app").expectRedirect(t, "/.2fa/challenge")
+}
