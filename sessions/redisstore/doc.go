@@ -49,29 +49,42 @@
 //	    <lockedUntilNsec>" (the zero time is -62135596800 0). <key> is
 //	    the counter key (a user name, or e.g. "ip:192.0.2.1", escaped),
 //	    so a user's own counter is in the user's slot.
-//	<prefix>:{<realm>:<user>}:sess   sorted set, TTL until the latest
-//	    member's expiry: the IDs of the user's sessions, scored by expiry
-//	    (Unix seconds, rounded up).
-//	<prefix>:{<realm>:<user>}:dev    sorted set, the same for the user's
-//	    trusted devices.
+//	<prefix>:{<realm>:<user>}:dev    sorted set, TTL until the latest
+//	    member's expiry: the IDs of the user's trusted devices, scored by
+//	    expiry (Unix seconds, rounded up).
 //	<prefix>:{<realm>:<user>}:prof   hash, no TTL
 //	    the user's profile: fields first, verified and disabled
 //	    ("<sec> <nsec>": FirstSeen, LastVerified, DisabledUntil) and
-//	    method (LastMethod); an absent field is the zero value.
-//	    Created by SeeUser, RecordVerification or SetDisabled, which all
-//	    set first if it is absent (or the zero time); ResetUser deletes
-//	    every field but first (and the whole key if it is not a hash or
-//	    first is malformed).
+//	    method (LastMethod); an absent field is the zero value, and a
+//	    hash without first is no profile. Created by SeeUser,
+//	    RecordVerification or SetDisabled, which all set first if it is
+//	    absent (or the zero time); ResetUser deletes every profile field
+//	    but first (first too if it is malformed, and the whole key if it
+//	    is not a hash).
+//	    The same hash indexes the user's sessions: one field per session,
+//	    named by its key ID (22 characters, the length of no profile
+//	    field), whose value is the session's expiry in Unix seconds,
+//	    rounded up. Every user with a verified session has a profile
+//	    (the gate records each verification), so a session adds a field
+//	    to a hash that exists anyway rather than a key of its own. Writes
+//	    of the index drop the entries whose expiry has passed. While the
+//	    hash holds no profile (a session of a user who never verified,
+//	    or after a reset that dropped a malformed first), it has a TTL
+//	    until its latest entry's expiry; the profile writes remove it.
 //	<prefix>:<realm>:users           set, no TTL
 //	    the names (not escaped) of the realm's users that have, or had,
 //	    an enrollment or a profile: what Users lists. Outside every
 //	    user's hash tag, so written by a command of its own (SADD) before
 //	    the enrollment or profile write; members are never removed, and
-//	    Users keeps only those whose enr or prof key exists (one EXISTS
-//	    of the two, in the user's slot, per member), so it never scans
-//	    the keyspace.
-//	<prefix>:<realm>:s:<id>          string, TTL until Expires
-//	    a session, in a compact binary form (below).
+//	    Users keeps only those that have an enr key or a prof hash with
+//	    first (one script per member, on keys of the user's slot), so it
+//	    never scans the keyspace.
+//	<prefix>:<realm>:sh:<keyid>      string, TTL until Expires
+//	    a session, in a compact binary form (below). <keyid> is the
+//	    session's key ID: the first 128 bits of SHA-256 of its ID, in
+//	    unpadded base64url (22 characters). Redis never holds the IDs
+//	    that cookies carry, and the key is short enough for a small
+//	    allocation.
 //	<prefix>:<realm>:d:<id>          string, TTL until Expires
 //	    a trusted device, in the same form (LastUsed in place of LastSeen,
 //	    no method). The device's ID is a keyed hash of its cookie token.
@@ -79,13 +92,20 @@
 //	    a one-time token: byte 3, expiry (varint Unix seconds, uvarint
 //	    nanoseconds), then the value.
 //
+// Keys of the earlier, unreleased format (sessions under
+// <prefix>:<realm>:s:<id>, indexed in a sorted set
+// <prefix>:{<realm>:<user>}:sess) are never read: they all have a TTL and
+// go away on their own. Sessions made before the change read as absent,
+// so their users verify again once.
+//
 // TTLs are computed from the store's clock (Options.Now) or, for failure
 // counters, from the now passed to AddFailure, and rounded up to the
 // millisecond; a record written with an expiry that has already passed is
 // deleted instead. Every read also checks the record's own expiry, so a
 // record reads as absent from its expiry on, whatever the server's clock
 // says. Only enrollments, recovery codes, profiles and the users sets
-// have no TTL: run Redis with maxmemory-policy noeviction or volatile-*
+// have no TTL (and a profile hash holding only session index entries
+// has one): run Redis with maxmemory-policy noeviction or volatile-*
 // (never allkeys-*), and with AOF if enrollments must survive a restart
 // (appendfsync everysec loses at most about a second of writes).
 //
@@ -98,12 +118,16 @@
 // compressed with a fixed table of common browser substrings. A typical
 // session takes about 60 bytes.
 //
-// Measured on Redis 7.0 (TestMemoryPerSession, 43-character IDs, realm
-// "default", a Firefox user agent): a session key takes 184 bytes
-// (MEMORY USAGE) and its index entry about 55; a user's index key costs
-// about 170 bytes of its own, shared by the user's sessions. Over 10,000
-// sessions, used_memory grows by about 350 bytes per session with ten
-// sessions per user and about 500 with one.
+// What a session costs, measured on Redis 7.0 (TestMemoryPerSession;
+// bench/seed-redis at a million, figures in docs/performance.md): the
+// session key takes 168 bytes (MEMORY USAGE: a 42-byte key name in a
+// 48-byte allocation, the 61-byte value in a 64-byte one, the key's
+// object and its entry in the keyspace), plus its entry in the expires
+// table and both tables' slots, about 210 bytes in all; its index entry
+// about 30 bytes. INFO used_memory grows by 230 to 265 bytes per session
+// for users who have a profile, with one session each or five. A realm
+// longer than 9 characters (with the default prefix) puts the key name in
+// the next allocation size, 16 bytes more.
 //
 // # Atomicity
 //
@@ -117,14 +141,17 @@
 // fields), and the first part of ResetUser (below). ConsumeToken is
 // GETDEL. Scripts never read the server's clock.
 //
-// Sessions and devices are keyed by ID and indexed per user, in different
-// slots, so writing one is several commands: the ID goes into the new
-// owner's index first (a record is never outside its owner's index), then
-// SET … GET writes the record and returns the one it replaced, and if that
-// one had another owner, the ID leaves that owner's index. Index entries
-// may point at records that are gone or belong to someone else (after a
-// failure between the steps): reads check each record's owner and expiry,
-// and stale entries drop out when their score passes. DeleteUserSessions,
+// Sessions and devices are keyed by ID (sessions by key ID) and indexed
+// per user, in different slots, so writing one is several commands: the
+// ID goes into the new owner's index first (a record is never outside its
+// owner's index), then SET … GET writes the record and returns the one it
+// replaced, and if that one had another owner, the ID leaves that owner's
+// index. Index entries may point at records that are gone or belong to
+// someone else (after a failure between the steps): reads check each
+// record's owner and expiry, and stale entries drop out once their expiry
+// has passed (the session index scripts, which add or remove entries,
+// drop the user's expired ones; a device index drops them on each add,
+// and expires with its last entry). DeleteUserSessions,
 // DeleteUserDevices and ResetUser delete each listed record with a script
 // that deletes it only if it still belongs to the user; ResetUser deletes
 // the user's own keys (enrollment, recovery codes, step, pending

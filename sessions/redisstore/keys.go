@@ -1,6 +1,10 @@
 package redisstore
 
-import "strings"
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+)
 
 // DefaultKeyPrefix is the key prefix used when none is configured.
 const DefaultKeyPrefix = "caddy2fa"
@@ -12,17 +16,36 @@ const (
 	sufStep       = "step"
 	sufPending    = "pend"
 	sufFailures   = "fail"
-	sufSessions   = "sess"
 	sufDevices    = "dev"
 	sufProfile    = "prof"
 )
 
-// Kind tags of the keys that are found by ID.
+// Kind tags of the keys that are found by ID. Sessions are "sh" (keyed by
+// a digest of the ID, see sessionKeyID): the tag "s" of the earlier
+// format, keyed by the ID itself, is no longer read, so such keys are
+// ignored until their TTL removes them.
 const (
-	tagSession = "s"
+	tagSession = "sh"
 	tagDevice  = "d"
 	tagToken   = "t"
 )
+
+// sessionKeyIDLen is the length of a sessionKeyID. No profile field name
+// is this long, so the session index entries in a user's profile hash are
+// the fields of this length.
+const sessionKeyIDLen = 22
+
+// sessionKeyID is what a session is stored and indexed under instead of
+// its ID: the first 128 bits of SHA-256(id), unpadded base64url (22
+// characters, none of which needs escaping). It is shorter than the gate's
+// IDs, which keeps the key in a smaller allocation (see the package
+// documentation), and Redis never holds the IDs that cookies carry. An ID
+// is a random token of at least 128 bits, so a digest of it can be
+// neither reversed nor matched by another ID in practice.
+func sessionKeyID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
 
 // tagUsers ends the key of a realm's set of user names.
 const tagUsers = "users"

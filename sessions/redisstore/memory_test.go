@@ -2,10 +2,11 @@ package redisstore
 
 import (
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,13 +16,9 @@ import (
 	"github.com/caddy-2fa/caddy-2fa/sessions"
 )
 
-// sessionID returns a random session ID like the gate's: 32 random bytes,
-// unpadded base64url (43 characters).
-func sessionID() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
+// sessionID returns a random session ID like the gate's: rand.Text(),
+// 26 base32 characters (128 bits).
+func sessionID() string { return rand.Text() }
 
 // realisticSession is a session as the gate stores it, with a common
 // desktop browser's user agent.
@@ -52,11 +49,48 @@ func usedMemory(t testing.TB, c *redis.Client) int64 {
 	return n
 }
 
-// TestMemoryPerSession measures what a session costs in Redis: MEMORY
-// USAGE of one session key plus its share of its user's index, and the
-// growth of used_memory per session over 10,000 sessions, for users with
-// ten sessions each and for users with one session each. The spec's bar
-// is < 300 bytes per session.
+// parallel runs f(i) for i in [0, n) on a few goroutines, and stops at
+// the first error.
+func parallel(t testing.TB, n int, f func(i int) error) {
+	t.Helper()
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					next.Store(int64(n))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(errs[0])
+	}
+}
+
+// TestMemoryPerSession checks the spec's bar of less than 300 bytes of
+// Redis memory per session: the growth of INFO used_memory over 20,000
+// sessions, for users with one session each and with five each. The
+// users exist already, as every user with a verified session does: they
+// are enrolled and have a profile (the gate records each verification),
+// which is where their sessions are indexed. Also logged, not checked:
+// MEMORY USAGE of one session key, and the cost per session when the
+// users have no profile yet (the session then creates the hash that
+// indexes it).
 func TestMemoryPerSession(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -65,38 +99,56 @@ func TestMemoryPerSession(t *testing.T) {
 	c := socketClient(t, srv)
 	ctx := t.Context()
 	now := time.Now()
-	for _, perUser := range []int{10, 1} {
-		t.Run(fmt.Sprintf("%dPerUser", perUser), func(t *testing.T) {
+	const n = 20_000
+	for _, tc := range []struct {
+		perUser int
+		users   bool // enrolled, with a profile
+	}{{1, true}, {5, true}, {1, false}, {5, false}} {
+		name := fmt.Sprintf("%dPerUser", tc.perUser)
+		if !tc.users {
+			name += "NoProfile"
+		}
+		t.Run(name, func(t *testing.T) {
 			must(t, c.FlushAll(ctx).Err())
 			s := New(c, Options{})
-			before := usedMemory(t, c)
-			const n = 10_000
-			var id, user string
-			for i := range n {
-				user = fmt.Sprintf("user%05d@example.com", i/perUser)
-				id = sessionID()
-				must(t, s.PutSession(ctx, "default", id, realisticSession(user, now)))
+			user := func(i int) string { return fmt.Sprintf("user%06d@example.com", i) }
+			if tc.users {
+				e := sessions.Enrollment{SealedSecret: make([]byte, 48), Algorithm: "SHA1", Digits: 6, Period: 30, Created: now}
+				parallel(t, n/tc.perUser, func(i int) error {
+					if err := s.Enroll(ctx, "default", user(i), e, nil); err != nil {
+						return err
+					}
+					return s.RecordVerification(ctx, "default", user(i), "totp", now)
+				})
 			}
+			// Load the scripts, so that the script cache is not counted.
+			must(t, s.PutSession(ctx, "default", "warm-up", realisticSession("warm-up", now)))
+			must(t, s.ResetUser(ctx, "default", "warm-up"))
+			before := usedMemory(t, c)
+			ids := make([]string, n)
+			parallel(t, n, func(i int) error {
+				ids[i] = sessionID()
+				return s.PutSession(ctx, "default", ids[i], realisticSession(user(i/tc.perUser), now))
+			})
 			after := usedMemory(t, c)
-			sessKey := s.keys.byID("default", tagSession, id)
-			idxKey := s.keys.user("default", user, sufSessions)
-			sk, err := c.MemoryUsage(ctx, sessKey, 0).Result()
-			must(t, err)
-			ik, err := c.MemoryUsage(ctx, idxKey, 0).Result()
-			must(t, err)
-			v, err := c.Get(ctx, sessKey).Bytes()
-			must(t, err)
-			perKey := float64(sk) + float64(ik)/float64(perUser)
 			perSession := float64(after-before) / n
-			t.Logf("%d session(s) per user: key %q (%d bytes), value %d bytes",
-				perUser, sessKey, len(sessKey), len(v))
-			t.Logf("MEMORY USAGE: session key %d + index %d/%d = %.0f bytes per session", sk, ik, perUser, perKey)
-			t.Logf("INFO used_memory growth: %.0f bytes per session over %d sessions", perSession, n)
-			// The spec's bar, on this measure, for users with several
-			// sessions; a user's first session also pays for the index
-			// key (about 170 bytes), which is logged above.
-			if perUser > 1 && perKey >= 300 {
-				t.Errorf("MEMORY USAGE per session %.0f bytes, want < 300", perKey)
+			key := s.keys.byID("default", tagSession, sessionKeyID(ids[0]))
+			sk, err := c.MemoryUsage(ctx, key, 0).Result()
+			must(t, err)
+			v, err := c.Get(ctx, key).Bytes()
+			must(t, err)
+			// The index entries, and first, verified and method.
+			want := int64(tc.perUser)
+			if tc.users {
+				want += 3
+			}
+			if k := c.HLen(ctx, s.keys.user("default", user(0), sufProfile)).Val(); k != want {
+				t.Errorf("profile hash of %s has %d fields, want %d", user(0), k, want)
+			}
+			t.Logf("session key %q (%d bytes), value %d bytes, MEMORY USAGE %d", key, len(key), len(v), sk)
+			t.Logf("%d session(s) per user: INFO used_memory grows by %.0f bytes per session over %d sessions", tc.perUser, perSession, n)
+			if tc.users && perSession >= 300 {
+				t.Errorf("%.0f bytes per session, want < 300", perSession)
 			}
 			if len(v) > 80 {
 				t.Errorf("session value %d bytes, want at most 80", len(v))

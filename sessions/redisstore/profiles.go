@@ -6,8 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/caddy-2fa/caddy-2fa/sessions"
 )
 
@@ -25,9 +23,10 @@ func (s *Store) addUser(ctx context.Context, realm, user string) error {
 
 // Users lists the realm's users that have an enrollment or a profile,
 // sorted by name (as bytes). It reads the realm's users set and checks
-// each member's enrollment and profile keys (one EXISTS per member, in
+// each member's enrollment and profile (one script per member, in
 // pipelines), skipping members that have neither (after a ResetUser of a
-// user without a profile, or a failed write). It never scans the
+// user without a profile, or a failed write). A profile hash that holds
+// only session index entries is not a profile. It never scans the
 // keyspace.
 func (s *Store) Users(ctx context.Context, realm string) ([]string, error) {
 	const op = "listing users"
@@ -39,18 +38,16 @@ func (s *Store) Users(ctx context.Context, realm string) ([]string, error) {
 	}
 	users := make([]string, 0, len(members))
 	for batch := range slices.Chunk(members, usersBatch) {
-		cmds := make([]*redis.IntCmd, len(batch))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, u := range batch {
-				cmds[i] = p.Exists(ctx, s.keys.user(realm, u, sufEnrollment), s.keys.user(realm, u, sufProfile))
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fail(op, err)
+		keys := make([][]string, len(batch))
+		for i, u := range batch {
+			keys[i] = []string{s.keys.user(realm, u, sufEnrollment), s.keys.user(realm, u, sufProfile)}
 		}
-		for i, c := range cmds {
-			if c.Val() > 0 {
+		for i, c := range s.runEach(ctx, userExistsScript, keys) {
+			n, err := c.Int()
+			if err != nil {
+				return nil, fail(op, err)
+			}
+			if n > 0 {
 				users = append(users, batch[i])
 			}
 		}
@@ -59,22 +56,49 @@ func (s *Store) Users(ctx context.Context, realm string) ([]string, error) {
 	return users, nil
 }
 
+// profileFields are the fields of a profile hash, in the order of the
+// replies of HMGET (Profile) and seeUserScript.
+var profileFields = []string{fieldFirstSeen, fieldLastVerified, fieldLastMethod, fieldDisabledUntil}
+
+// profileReply decodes the reply of an HMGET of profileFields. ok is false
+// if the hash has no field first: then the user has no profile (the hash
+// may hold session index entries only).
+func profileReply(res []any) (p sessions.Profile, ok bool, err error) {
+	if len(res) != len(profileFields) {
+		return sessions.Profile{}, false, errors.New("unexpected reply")
+	}
+	m := make(map[string]string, len(res))
+	for i, v := range res {
+		switch v := v.(type) {
+		case nil:
+		case string:
+			m[profileFields[i]] = v
+		default:
+			return sessions.Profile{}, false, errors.New("unexpected reply")
+		}
+	}
+	if _, ok := m[fieldFirstSeen]; !ok {
+		return sessions.Profile{}, false, nil
+	}
+	p, err = decodeProfile(m)
+	return p, err == nil, err
+}
+
 // Profile returns the user's profile, or sessions.ErrNotFound.
 func (s *Store) Profile(ctx context.Context, realm, user string) (sessions.Profile, error) {
 	const op = "reading profile"
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	m, err := s.rdb.HGetAll(ctx, s.keys.user(realm, user, sufProfile)).Result()
+	res, err := s.rdb.HMGet(ctx, s.keys.user(realm, user, sufProfile), profileFields...).Result()
 	if err != nil {
 		return sessions.Profile{}, fail(op, err)
 	}
-	if len(m) == 0 {
-		// HGETALL of an absent key is an empty reply, not redis.Nil.
+	p, ok, err := profileReply(res)
+	switch {
+	case err != nil:
+		return sessions.Profile{}, fail(op, err)
+	case !ok:
 		return sessions.Profile{}, sessions.ErrNotFound
-	}
-	p, err := decodeProfile(m)
-	if err != nil {
-		return sessions.Profile{}, fail(op, err)
 	}
 	return p, nil
 }
@@ -101,20 +125,16 @@ func (s *Store) SeeUser(ctx context.Context, realm, user string, t time.Time) (s
 		return sessions.Profile{}, err
 	}
 	res, err := seeUserScript.Run(ctx, s.rdb, []string{s.keys.user(realm, user, sufProfile)},
-		timeFields(t), zeroFields).StringSlice()
+		timeFields(t), zeroFields).Slice()
 	if err != nil {
 		return sessions.Profile{}, fail(op, err)
 	}
-	if len(res)%2 != 0 {
-		return sessions.Profile{}, fail(op, errors.New("unexpected script reply"))
-	}
-	m := make(map[string]string, len(res)/2)
-	for i := 0; i < len(res); i += 2 {
-		m[res[i]] = res[i+1]
-	}
-	p, err := decodeProfile(m)
-	if err != nil {
+	p, ok, err := profileReply(res)
+	switch {
+	case err != nil:
 		return sessions.Profile{}, fail(op, err)
+	case !ok:
+		return sessions.Profile{}, fail(op, errors.New("no first visit after setting it"))
 	}
 	return p, nil
 }

@@ -168,6 +168,12 @@ func fill(t testing.TB, s *Store) {
 	must(t, s.RecordVerification(ctx, "r", "alice", "totp", now))
 }
 
+// sessionKey is the key of the session stored under id by a store with
+// the key prefix prefix, in realm.
+func sessionKey(prefix, realm, id string) string {
+	return prefix + ":" + realm + ":" + tagSession + ":" + sessionKeyID(id)
+}
+
 // permanent reports whether key is one of those that have no TTL:
 // enrollments, recovery codes, profiles and users sets.
 func permanent(key string) bool {
@@ -191,9 +197,10 @@ func TestKeyTTLs(t *testing.T) {
 	keys, err := c.Keys(ctx, "ttl:*").Result()
 	must(t, err)
 	slices.Sort(keys)
+	sess := sessionKey("ttl", "r", "sess-1")
 	want := []string{
 		"ttl:r:d:dev-1",
-		"ttl:r:s:sess-1",
+		sess,
 		"ttl:r:t:csrf:tok-1",
 		"ttl:r:users",
 		"ttl:{r:alice}:dev",
@@ -202,10 +209,10 @@ func TestKeyTTLs(t *testing.T) {
 		"ttl:{r:alice}:pend",
 		"ttl:{r:alice}:prof",
 		"ttl:{r:alice}:rc",
-		"ttl:{r:alice}:sess",
 		"ttl:{r:alice}:step",
 		"ttl:{r:ip%3A192.0.2.1}:fail",
 	}
+	slices.Sort(want)
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys:\n%s\nwant:\n%s", strings.Join(keys, "\n"), strings.Join(want, "\n"))
 	}
@@ -227,14 +234,19 @@ func TestKeyTTLs(t *testing.T) {
 		"ttl:{r:alice}:step": 90 * time.Second,
 		"ttl:{r:alice}:fail": 15 * time.Minute,
 		"ttl:{r:alice}:pend": 10 * time.Minute,
-		"ttl:{r:alice}:sess": 12 * time.Hour,
-		"ttl:r:s:sess-1":     12 * time.Hour,
+		"ttl:{r:alice}:dev":  30 * 24 * time.Hour,
+		sess:                 12 * time.Hour,
 	} {
 		d, err := c.PTTL(ctx, k).Result()
 		must(t, err)
 		if d > max+time.Second || d < max-time.Minute {
 			t.Errorf("%s TTL %v, want about %v", k, d, max)
 		}
+	}
+	// The session is indexed in alice's profile hash, by its key ID, with
+	// its expiry in Unix seconds.
+	if e := c.HGet(ctx, "ttl:{r:alice}:prof", sessionKeyID("sess-1")).Val(); e == "" {
+		t.Errorf("no index entry of sess-1 in the profile: %v", c.HGetAll(ctx, "ttl:{r:alice}:prof").Val())
 	}
 	// A lockout extends the counter's TTL to the lockout's end.
 	now := time.Now()
@@ -287,7 +299,7 @@ func TestExpiredWritesDelete(t *testing.T) {
 	if _, err := s.AddFailure(ctx, "r", "carol", past.Add(-time.Hour), sessions.Limit{Max: 3, Window: time.Minute, Lockout: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"exp:r:s:sess-1", "exp:r:d:dev-1", "exp:{r:alice}:pend", "exp:r:t:csrf:tok-1", "exp:{r:alice}:step"} {
+	for _, k := range []string{sessionKey("exp", "r", "sess-1"), "exp:r:d:dev-1", "exp:{r:alice}:pend", "exp:r:t:csrf:tok-1", "exp:{r:alice}:step"} {
 		if n := c.Exists(ctx, k).Val(); n != 0 {
 			t.Errorf("%s still exists after an expired write", k)
 		}
@@ -300,7 +312,7 @@ func TestExpiredWritesDelete(t *testing.T) {
 			t.Errorf("%s has no TTL", k)
 		}
 	}
-	if c.Exists(ctx, "exp:{r:alice}:sess").Val() != 0 || c.ZCard(ctx, "exp:{r:alice}:dev").Val() != 0 {
+	if c.HExists(ctx, "exp:{r:alice}:prof", sessionKeyID("sess-1")).Val() || c.ZCard(ctx, "exp:{r:alice}:dev").Val() != 0 {
 		t.Errorf("index entries left after deleting the records: %v", keys)
 	}
 }
@@ -712,7 +724,7 @@ func TestCorruptRecords(t *testing.T) {
 	fill(t, s)
 	ctx := t.Context()
 	for _, k := range []string{
-		"bad:r:s:sess-1", "bad:r:d:dev-1", "bad:r:t:csrf:tok-1",
+		sessionKey("bad", "r", "sess-1"), "bad:r:d:dev-1", "bad:r:t:csrf:tok-1",
 		"bad:{r:alice}:enr", "bad:{r:alice}:pend", "bad:{r:alice}:step", "bad:{r:alice}:fail",
 		"bad:{r:alice}:prof", // a string, not a hash
 	} {
@@ -887,7 +899,7 @@ func TestExplicitClock(t *testing.T) {
 	}
 	// The key is still there (its TTL runs on the server's clock), the
 	// record reads as expired.
-	if c.Exists(ctx, "clock:r:s:s").Val() != 1 {
+	if c.Exists(ctx, sessionKey("clock", "r", "s")).Val() != 1 {
 		t.Error("key gone early")
 	}
 	// The step record expires by the store's clock too.
@@ -935,10 +947,12 @@ func (h *commandNames) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 	}
 }
 
-// TestUsers checks how Users reads: the realm's users set and one EXISTS
-// per member, never a scan of the keyspace, across several pipeline
-// batches, skipping members that have neither an enrollment nor a
-// profile.
+// TestUsers checks how Users reads: the realm's users set and one script
+// per member (EXISTS of the enrollment, HEXISTS of the profile's first
+// field), never a scan of the keyspace, across several pipeline batches,
+// skipping members that have neither an enrollment nor a profile. After a
+// restart of the server (no script cached), the script is loaded once,
+// not sent with each member.
 func TestUsers(t *testing.T) {
 	srv := redistest.Start(t)
 	c := socketClient(t, srv)
@@ -956,24 +970,147 @@ func TestUsers(t *testing.T) {
 		want = append(want, u)
 	}
 	// Members without records: left by a failed write, or by ResetUser of
-	// a user without a profile.
+	// a user without a profile. A session does not make a profile.
 	must(t, c.SAdd(ctx, "users:r:users", "ghost", "zombie").Err())
 	must(t, s.ResetUser(ctx, "r", "user00000"))
+	must(t, s.PutSession(ctx, "r", "s1", realisticSession("user00000", time.Now())))
 	want = want[1:]
+	must(t, c.ScriptFlush(ctx).Err())
 
 	h := &commandNames{names: map[string]int{}}
 	c.AddHook(h)
-	got, err := s.Users(ctx, "r")
-	must(t, err)
-	if !slices.Equal(got, want) {
-		t.Fatalf("Users returned %d users (%q ...), want %d", len(got), got[:min(3, len(got))], len(want))
+	for _, call := range []string{"first", "second"} {
+		got, err := s.Users(ctx, "r")
+		must(t, err)
+		if !slices.Equal(got, want) {
+			t.Fatalf("Users returned %d users (%q ...), want %d", len(got), got[:min(3, len(got))], len(want))
+		}
+		h.mu.Lock()
+		// A new pooled connection sends HELLO and CLIENT SETINFO first.
+		delete(h.names, "hello")
+		delete(h.names, "client")
+		t.Logf("%s call: %v", call, h.names)
+		if call == "first" {
+			// The first batch is refused (NOSCRIPT) and sent again.
+			if len(h.names) != 3 || h.names["smembers"] != 1 || h.names["script"] != 1 || h.names["evalsha"] != n+2+usersBatch {
+				t.Errorf("Users sent %v, want 1 smembers, 1 script load and %d evalsha", h.names, n+2+usersBatch)
+			}
+		} else if len(h.names) != 2 || h.names["smembers"] != 1 || h.names["evalsha"] != n+2 {
+			t.Errorf("Users sent %v, want 1 smembers and %d evalsha", h.names, n+2)
+		}
+		clear(h.names)
+		h.mu.Unlock()
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	// A new pooled connection sends HELLO and CLIENT SETINFO first.
-	delete(h.names, "hello")
-	delete(h.names, "client")
-	if len(h.names) != 2 || h.names["smembers"] != 1 || h.names["exists"] != n+2 {
-		t.Errorf("Users sent %v, want 1 smembers and %d exists", h.names, n+2)
+}
+
+// TestSessionIndex checks where sessions live: under a digest of their ID
+// (the ID itself is nowhere in Redis), indexed in their owner's profile
+// hash, which gets a TTL while it holds no profile and loses it when a
+// profile is written; expired entries are pruned by later writes;
+// ResetUser keeps the first visit and removes the entries; and keys of
+// the earlier format (sessions under "s:<id>", a "sess" sorted set per
+// user) are ignored.
+func TestSessionIndex(t *testing.T) {
+	srv := redistest.Start(t)
+	c := socketClient(t, srv)
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	set := func(t time.Time) { mu.Lock(); defer mu.Unlock(); clock = t }
+	s := New(c, Options{KeyPrefix: "idx", Now: now})
+	ctx := t.Context()
+	t0 := now()
+	prof := "idx:{r:bob}:prof"
+	sess := func(exp time.Time) sessions.Session {
+		return sessions.Session{User: "bob", Method: "totp", Created: t0, LastSeen: t0, Expires: exp}
+	}
+
+	// A session of a user without a profile.
+	const secretID = "SECRET7ID7THAT7ONLY7A7COOKIE7HAS"
+	must(t, s.PutSession(ctx, "r", secretID, sess(t0.Add(time.Hour))))
+	if m := c.HGetAll(ctx, prof).Val(); len(m) != 1 || m[sessionKeyID(secretID)] != fmt.Sprint(scoreSeconds(t0.Add(time.Hour))) {
+		t.Fatalf("profile hash = %v, want one entry for the session", m)
+	}
+	if d := c.PTTL(ctx, prof).Val(); d < 59*time.Minute || d > time.Hour+time.Second {
+		t.Errorf("profile hash without a profile: TTL %v, want about 1h", d)
+	}
+	if _, err := s.Profile(ctx, "r", "bob"); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("Profile of a user with a session only: %v, want ErrNotFound", err)
+	}
+	for _, k := range c.Keys(ctx, "*").Val() {
+		if strings.Contains(k, secretID) {
+			t.Errorf("key %q holds the session ID", k)
+		}
+		if typ := c.Type(ctx, k).Val(); typ == "hash" {
+			for f, v := range c.HGetAll(ctx, k).Val() {
+				if strings.Contains(f+v, secretID) {
+					t.Errorf("hash %q holds the session ID", k)
+				}
+			}
+		} else if typ == "string" && strings.Contains(c.Get(ctx, k).Val(), secretID) {
+			t.Errorf("value of %q holds the session ID", k)
+		}
+	}
+
+	// A profile write makes the hash permanent.
+	_, err := s.SeeUser(ctx, "r", "bob", t0)
+	must(t, err)
+	if d := c.PTTL(ctx, prof).Val(); d != -1 {
+		t.Errorf("profile hash with a profile: TTL %v, want none", d)
+	}
+	if p, err := s.Profile(ctx, "r", "bob"); err != nil || !p.FirstSeen.Equal(t0) {
+		t.Errorf("Profile = %+v, %v", p, err)
+	}
+
+	// Entries that expired are pruned by the next write.
+	must(t, s.PutSession(ctx, "r", "short", sess(t0.Add(time.Minute))))
+	set(t0.Add(2 * time.Minute))
+	must(t, s.PutSession(ctx, "r", "later", sess(t0.Add(time.Hour))))
+	if c.HExists(ctx, prof, sessionKeyID("short")).Val() {
+		t.Error("expired entry not pruned by a later PutSession")
+	}
+	if n, err := s.UserSessions(ctx, "r", "bob"); err != nil || n != 2 {
+		t.Errorf("UserSessions = %d, %v; want 2", n, err)
+	}
+
+	// Keys of the earlier format are ignored: a session under s:<id> and
+	// an index sorted set.
+	old := encodeSession(sess(t0.Add(time.Hour)))
+	must(t, c.Set(ctx, "idx:r:s:old-id", old, time.Hour).Err())
+	must(t, c.ZAdd(ctx, "idx:{r:bob}:sess", redis.Z{Score: float64(t0.Add(time.Hour).Unix()), Member: "old-id"}).Err())
+	if _, err := s.Session(ctx, "r", "old-id"); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("Session stored in the earlier format: %v, want ErrNotFound", err)
+	}
+
+	// Signing out the others prunes too, and leaves the old keys alone.
+	must(t, s.PutSession(ctx, "r", "soon", sess(now().Add(time.Minute))))
+	set(now().Add(2 * time.Minute))
+	if n, err := s.DeleteUserSessions(ctx, "r", "bob", "later"); err != nil || n != 1 {
+		t.Errorf("DeleteUserSessions = %d, %v; want 1 (the secret one)", n, err)
+	}
+	if m := c.HGetAll(ctx, prof).Val(); len(m) != 2 || m[sessionKeyID("later")] == "" {
+		t.Errorf("profile hash after signing out the others = %v, want first and later", m)
+	}
+	if c.Exists(ctx, "idx:r:s:old-id", "idx:{r:bob}:sess").Val() != 2 {
+		t.Error("keys of the earlier format touched")
+	}
+
+	// ResetUser keeps first and removes the entries with the sessions.
+	must(t, s.ResetUser(ctx, "r", "bob"))
+	if m := c.HGetAll(ctx, prof).Val(); len(m) != 1 || m["first"] == "" {
+		t.Errorf("profile hash after ResetUser = %v, want first only", m)
+	}
+	if _, err := s.Session(ctx, "r", "later"); !errors.Is(err, sessions.ErrNotFound) {
+		t.Errorf("Session after ResetUser: %v", err)
+	}
+
+	// With a malformed first, ResetUser drops it; the sessions go, and
+	// what is left of the hash expires.
+	must(t, c.HSet(ctx, "idx:{r:carol}:prof", "first", "garbage").Err())
+	carol := sessions.Session{User: "carol", Expires: now().Add(time.Hour)}
+	must(t, s.PutSession(ctx, "r", "c1", carol))
+	must(t, s.ResetUser(ctx, "r", "carol"))
+	if c.Exists(ctx, "idx:{r:carol}:prof").Val() != 0 {
+		t.Errorf("carol's hash after ResetUser: %v (TTL %v)", c.HGetAll(ctx, "idx:{r:carol}:prof").Val(), c.PTTL(ctx, "idx:{r:carol}:prof").Val())
 	}
 }

@@ -1,6 +1,10 @@
 package redisstore
 
-import "github.com/redis/go-redis/v9"
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // The Lua scripts behind the atomic operations. Each script touches only
 // the keys it is given in KEYS, and all of them are in one cluster slot
@@ -156,8 +160,8 @@ end
 return {v, redis.call('SCARD', KEYS[2])}
 `)
 
-// indexAddScript: KEYS[1] = a user's session or device index (a sorted
-// set of IDs scored by expiry in Unix seconds, rounded up).
+// indexAddScript: KEYS[1] = a user's trusted-device index (a sorted set
+// of IDs scored by expiry in Unix seconds, rounded up).
 // ARGV: id, its score, now (Unix seconds, rounded down), now (Unix ms).
 // Drops the entries that expired before now, adds id, and sets the
 // index's TTL to its latest expiry.
@@ -170,6 +174,86 @@ if ttl > 0 then
 	redis.call('PEXPIRE', KEYS[1], ttl)
 else
 	redis.call('DEL', KEYS[1])
+end
+return 1
+`)
+
+// luaSessionIndex holds the helpers of the session index scripts. A
+// user's sessions are indexed in the user's profile hash (KEYS[1]): one
+// field per session, named by the session's key ID (sessionKeyIDLen
+// characters, which no profile field name is), whose value is the
+// session's expiry in Unix seconds, rounded up.
+//
+// prune deletes the entries that expired before now (Unix seconds), and
+// any whose value is not a number, and returns the latest expiry among
+// the others (0 if none). settle gives the hash a TTL up to that expiry
+// while it holds no profile (no field first), so that the index of a user
+// who has sessions but no profile goes away with the sessions; the
+// profile scripts remove the TTL when they set first.
+var luaSessionIndex = `
+local function isEntry(field)
+	return #field == ` + strconv.Itoa(sessionKeyIDLen) + `
+end
+local function prune(key, now)
+	local all = redis.call('HGETALL', key)
+	local top = 0
+	for i = 1, #all, 2 do
+		if isEntry(all[i]) then
+			local e = tonumber(all[i + 1])
+			if not e or e < now then
+				redis.call('HDEL', key, all[i])
+			elseif e > top then
+				top = e
+			end
+		end
+	end
+	return top
+end
+local function settle(key, top, nowms)
+	if top > 0 and redis.call('HEXISTS', key, 'first') == 0 then
+		redis.call('PEXPIRE', key, math.max(top * 1000 - nowms, 1))
+	end
+end
+`
+
+// sessionIndexAddScript: KEYS[1] = the user's profile hash.
+// ARGV: key ID, expiry (Unix seconds, rounded up), now (Unix seconds,
+// rounded down), now (Unix ms).
+// Drops the entries that expired before now and adds the session.
+var sessionIndexAddScript = redis.NewScript(luaSessionIndex + `
+local top = prune(KEYS[1], tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+settle(KEYS[1], math.max(top, tonumber(ARGV[2])), tonumber(ARGV[4]))
+return 1
+`)
+
+// sessionIndexRemoveScript: KEYS[1] = the user's profile hash.
+// ARGV: now (Unix seconds, rounded down), now (Unix ms), then the key IDs
+// to remove.
+// Removes those entries and the ones that expired before now.
+var sessionIndexRemoveScript = redis.NewScript(luaSessionIndex + `
+for i = 3, #ARGV do
+	redis.call('HDEL', KEYS[1], ARGV[i])
+end
+settle(KEYS[1], prune(KEYS[1], tonumber(ARGV[1])), tonumber(ARGV[2]))
+return 1
+`)
+
+// userExistsScript: KEYS = enrollment, profile.
+// Returns 1 if the user has an enrollment or a profile (a profile hash
+// with the field first, or a profile key that is not a hash at all, so
+// that a corrupt one stays visible), else 0. A profile hash that only
+// holds session index entries is not a profile.
+var userExistsScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	return 1
+end
+local typ = redis.call('TYPE', KEYS[2])['ok']
+if typ == 'hash' then
+	return redis.call('HEXISTS', KEYS[2], 'first')
+end
+if typ == 'none' then
+	return 0
 end
 return 1
 `)
@@ -199,24 +283,29 @@ return 0
 `)
 
 // luaProfile holds the helper of the profile scripts. A profile is a hash
-// (fields first, verified, method, disabled).
+// (fields first, verified, method, disabled), which also holds the user's
+// session index (see luaSessionIndex).
 //
 // setFirst sets the field first of the profile key to t unless it holds a
-// time other than zero (the encoding of the zero time).
+// time other than zero (the encoding of the zero time), and removes the
+// TTL that a hash holding only session index entries has: it now holds a
+// profile, which is kept.
 const luaProfile = `
 local function setFirst(key, t, zero)
 	local f = redis.call('HGET', key, 'first')
 	if not f or f == zero then
 		redis.call('HSET', key, 'first', t)
 	end
+	redis.call('PERSIST', key)
 end
 `
 
 // seeUserScript: KEYS[1] = profile. ARGV: t, zero time.
-// Sets first to t unless set, and returns the profile (HGETALL).
+// Sets first to t unless set, and returns the profile fields first,
+// verified, method and disabled (HMGET, nil if absent).
 var seeUserScript = redis.NewScript(luaProfile + `
 setFirst(KEYS[1], ARGV[1], ARGV[2])
-return redis.call('HGETALL', KEYS[1])
+return redis.call('HMGET', KEYS[1], 'first', 'verified', 'method', 'disabled')
 `)
 
 // recordVerificationScript: KEYS[1] = profile. ARGV: t, zero time,
@@ -242,19 +331,21 @@ return 1
 
 // resetUserScript: KEYS = enrollment, recovery codes, step, pending
 // enrollment, the user's failure counter, profile.
-// Deletes the first five, and clears the profile's verified, method and
-// disabled (keeping first). A profile that is not a hash, or whose first
-// is malformed, is deleted instead, so that a reset always succeeds.
+// Deletes the first five, and every field of the profile hash but first
+// (first too if it is malformed) and the session index entries, which
+// ResetUser removes with the sessions afterwards. A profile key that is
+// not a hash is deleted, so that a reset always succeeds.
 var resetUserScript = redis.NewScript(`
 local typ = redis.call('TYPE', KEYS[6])['ok']
-local keep = false
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 if typ == 'hash' then
 	local f = redis.call('HGET', KEYS[6], 'first')
-	keep = f and string.match(f, '^%-?%d+ %d+$') ~= nil
-end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-if keep then
-	redis.call('HDEL', KEYS[6], 'verified', 'method', 'disabled')
+	local keepFirst = f and string.match(f, '^%-?%d+ %d+$') ~= nil
+	for _, name in ipairs(redis.call('HKEYS', KEYS[6])) do
+		if #name ~= ` + strconv.Itoa(sessionKeyIDLen) + ` and not (name == 'first' and keepFirst) then
+			redis.call('HDEL', KEYS[6], name)
+		end
+	end
 elseif typ ~= 'none' then
 	redis.call('DEL', KEYS[6])
 end

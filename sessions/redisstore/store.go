@@ -528,17 +528,40 @@ func (s *Store) ConsumeToken(ctx context.Context, realm, kind, id string) ([]byt
 
 // kind describes sessions or trusted devices: records found by ID, each
 // owned by a user who has an index of them.
+//
+// The two are stored differently. A session is stored under its key ID
+// (sessionKeyID, a digest of its ID) and indexed in its owner's profile
+// hash, which every user who verified already has, so that a session
+// costs one key and a small hash field. A trusted device is stored under
+// its ID (already a keyed hash of the device cookie's token, which
+// UserDevices must return) and indexed in a sorted set of its own.
 type kind struct {
 	tag    string // key tag of the records
 	index  string // suffix of the per-user index key
 	format byte   // first byte of the records
 	name   string // for error messages
+	// inProfile: records are stored under sessionKeyID(id) and indexed in
+	// the profile hash; else under id, indexed in a sorted set.
+	inProfile bool
 }
 
 var (
-	kindSession = kind{tagSession, sufSessions, fmtSession, "session"}
-	kindDevice  = kind{tagDevice, sufDevices, fmtDevice, "trusted device"}
+	kindSession = kind{tagSession, sufProfile, fmtSession, "session", true}
+	kindDevice  = kind{tagDevice, sufDevices, fmtDevice, "trusted device", false}
 )
+
+// member is what the record under id is stored and indexed under.
+func (k kind) member(id string) string {
+	if k.inProfile {
+		return sessionKeyID(id)
+	}
+	return id
+}
+
+// recordKey is the key of the record stored under member.
+func (s *Store) recordKey(k kind, realm, member string) string {
+	return s.keys.byID(realm, k.tag, member)
+}
 
 // owner returns the user a session or device value belongs to, and its
 // expiry.
@@ -551,17 +574,63 @@ func (k kind) owner(v []byte) (user string, expires time.Time, err error) {
 	return d.User, d.Expires, err
 }
 
+// indexAdd lists member, which expires at expires, in user's index, and
+// drops the entries that expired before now.
+func (s *Store) indexAdd(ctx context.Context, k kind, realm, user, member string, expires, now time.Time) error {
+	script := indexAddScript
+	if k.inProfile {
+		script = sessionIndexAddScript
+	}
+	return script.Run(ctx, s.rdb, []string{s.keys.user(realm, user, k.index)},
+		member, scoreSeconds(expires), now.Unix(), now.UnixMilli()).Err()
+}
+
+// indexRemove removes members from user's index (for sessions, also the
+// entries that expired before now).
+func (s *Store) indexRemove(ctx context.Context, k kind, realm, user string, now time.Time, members ...string) error {
+	key := s.keys.user(realm, user, k.index)
+	if !k.inProfile {
+		if len(members) == 0 {
+			return nil
+		}
+		args := make([]any, len(members))
+		for i, m := range members {
+			args[i] = m
+		}
+		return s.rdb.ZRem(ctx, key, args...).Err()
+	}
+	args := make([]any, 0, 2+len(members))
+	args = append(args, now.Unix(), now.UnixMilli())
+	for _, m := range members {
+		args = append(args, m)
+	}
+	return sessionIndexRemoveScript.Run(ctx, s.rdb, []string{key}, args...).Err()
+}
+
+// ids returns the members of user's index of kind k.
+func (s *Store) ids(ctx context.Context, k kind, realm, user string) ([]string, error) {
+	key := s.keys.user(realm, user, k.index)
+	if !k.inProfile {
+		return s.rdb.ZRange(ctx, key, 0, -1).Result()
+	}
+	fields, err := s.rdb.HKeys(ctx, key).Result()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(fields, func(f string) bool { return len(f) != sessionKeyIDLen }), nil
+}
+
 // put saves the encoded record v of user under id until expires, and keeps
 // the per-user indexes right:
 //
-//  1. the ID is added to the new owner's index first, so that a record
-//     can never exist without being in its owner's index (a failure later
-//     only leaves an index entry that points at nothing, which is
-//     harmless and drops out when its score passes);
+//  1. the record's member is added to the new owner's index first, so
+//     that a record can never exist without being in its owner's index
+//     (a failure later only leaves an index entry that points at nothing,
+//     which is harmless and dropped once its expiry passes);
 //  2. the record is written with SET … GET, which returns the value it
 //     replaced in the same command;
-//  3. if that value belonged to another user, the ID is removed from that
-//     user's index.
+//  3. if that value belonged to another user, the member is removed from
+//     that user's index.
 //
 // A record that has already expired is deleted instead (with its entry in
 // its owner's index).
@@ -576,19 +645,17 @@ func (s *Store) put(ctx context.Context, k kind, realm, id, user string, v []byt
 		return emptyName(op, "user")
 	}
 	now := s.now()
-	key := s.keys.byID(realm, k.tag, id)
+	member := k.member(id)
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	d := ttl(expires, now)
 	if d <= 0 {
-		return fail(op, s.delete(ctx, k, realm, id))
+		return fail(op, s.delete(ctx, k, realm, member))
 	}
-	err := indexAddScript.Run(ctx, s.rdb, []string{s.keys.user(realm, user, k.index)},
-		id, scoreSeconds(expires), now.Unix(), now.UnixMilli()).Err()
-	if err != nil {
+	if err := s.indexAdd(ctx, k, realm, user, member, expires, now); err != nil {
 		return fail(op, err)
 	}
-	old, err := s.rdb.SetArgs(ctx, key, v, redis.SetArgs{TTL: d, Get: true}).Bytes()
+	old, err := s.rdb.SetArgs(ctx, s.recordKey(k, realm, member), v, redis.SetArgs{TTL: d, Get: true}).Bytes()
 	if isNil(err) {
 		return nil
 	}
@@ -596,17 +663,17 @@ func (s *Store) put(ctx context.Context, k kind, realm, id, user string, v []byt
 		return fail(op, err)
 	}
 	if prev, _, err := k.owner(old); err == nil && prev != user {
-		err = s.rdb.ZRem(ctx, s.keys.user(realm, prev, k.index), id).Err()
-		if err != nil {
+		if err := s.indexRemove(ctx, k, realm, prev, now, member); err != nil {
 			return fail(op, err)
 		}
 	}
 	return nil
 }
 
-// delete removes the record under id (GETDEL) and its owner's index entry.
-func (s *Store) delete(ctx context.Context, k kind, realm, id string) error {
-	old, err := s.rdb.GetDel(ctx, s.keys.byID(realm, k.tag, id)).Bytes()
+// delete removes the record stored under member (GETDEL) and its owner's
+// index entry.
+func (s *Store) delete(ctx context.Context, k kind, realm, member string) error {
+	old, err := s.rdb.GetDel(ctx, s.recordKey(k, realm, member)).Bytes()
 	if isNil(err) {
 		return nil
 	}
@@ -614,7 +681,7 @@ func (s *Store) delete(ctx context.Context, k kind, realm, id string) error {
 		return err
 	}
 	if user, _, err := k.owner(old); err == nil {
-		return s.rdb.ZRem(ctx, s.keys.user(realm, user, k.index), id).Err()
+		return s.indexRemove(ctx, k, realm, user, s.now(), member)
 	}
 	return nil
 }
@@ -628,7 +695,7 @@ func (s *Store) touch(ctx context.Context, k kind, realm, id string, modify func
 	if realm == "" {
 		return emptyName(op, "realm")
 	}
-	key := s.keys.byID(realm, k.tag, id)
+	key := s.recordKey(k, realm, k.member(id))
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	for range 10 {
@@ -657,13 +724,8 @@ func (s *Store) touch(ctx context.Context, k kind, realm, id string, modify func
 	return fail(op, errors.New("record kept changing; gave up"))
 }
 
-// ids returns the IDs in user's index of kind k.
-func (s *Store) ids(ctx context.Context, k kind, realm, user string) ([]string, error) {
-	return s.rdb.ZRange(ctx, s.keys.user(realm, user, k.index), 0, -1).Result()
-}
-
 // owned reads the records listed in user's index of kind k (in one
-// pipeline) and returns those that are user's and live at now, by ID.
+// pipeline) and returns those that are user's and live at now, by member.
 // Index entries whose record is gone or is now another user's are
 // skipped (and left alone: removing them here could race with a put).
 func (s *Store) owned(ctx context.Context, k kind, realm, user string) (map[string][]byte, error) {
@@ -674,7 +736,7 @@ func (s *Store) owned(ctx context.Context, k kind, realm, user string) (map[stri
 	cmds := make([]*redis.StringCmd, len(ids))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.Get(ctx, s.keys.byID(realm, k.tag, id))
+			cmds[i] = p.Get(ctx, s.recordKey(k, realm, id))
 		}
 		return nil
 	})
@@ -702,28 +764,30 @@ func (s *Store) owned(ctx context.Context, k kind, realm, user string) (map[stri
 	return out, nil
 }
 
-// deleteOwned deletes user's records of kind k except those in keep, and
-// returns how many of them were live. Each record is deleted by a script
-// that first checks that it is still the user's; the IDs deleted are then
-// removed from the user's index.
-func (s *Store) deleteOwned(ctx context.Context, k kind, realm, user string, keep map[string]bool) (int, error) {
+// deleteOwned deletes user's records of kind k except those whose IDs are
+// in keep, and returns how many of them were live. Each record is deleted
+// by a script that first checks that it is still the user's; the records
+// deleted then leave the user's index (for sessions, with the entries
+// that expired).
+func (s *Store) deleteOwned(ctx context.Context, k kind, realm, user string, keep []string) (int, error) {
 	ids, err := s.ids(ctx, k, realm, user)
-	if err != nil {
+	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	ids = slices.DeleteFunc(ids, func(id string) bool { return keep[id] })
-	if len(ids) == 0 {
-		return 0, nil
+	kept := make(map[string]bool, len(keep))
+	for _, id := range keep {
+		kept[k.member(id)] = true
 	}
+	ids = slices.DeleteFunc(ids, func(id string) bool { return kept[id] })
 	prefix := ownerPrefix(k.format, user)
-	keys := make([]string, len(ids))
+	keys := make([][]string, len(ids))
 	for i, id := range ids {
-		keys[i] = s.keys.byID(realm, k.tag, id)
+		keys[i] = []string{s.recordKey(k, realm, id)}
 	}
 	cmds := s.runEach(ctx, deleteOwnedScript, keys, prefix)
 	now := s.now()
 	n := 0
-	var deleted []any
+	var deleted []string
 	for i, c := range cmds {
 		v, err := c.Text()
 		if isNil(err) {
@@ -737,8 +801,8 @@ func (s *Store) deleteOwned(ctx context.Context, k kind, realm, user string, kee
 			n++
 		}
 	}
-	if len(deleted) > 0 {
-		if err := s.rdb.ZRem(ctx, s.keys.user(realm, user, k.index), deleted...).Err(); err != nil {
+	if len(deleted) > 0 || k.inProfile {
+		if err := s.indexRemove(ctx, k, realm, user, now, deleted...); err != nil {
 			return n, err
 		}
 	}
@@ -763,7 +827,7 @@ func getRecord[T any](s *Store, ctx context.Context, k kind, realm, id string, d
 	var zero T
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := s.rdb.Get(ctx, s.keys.byID(realm, k.tag, id)).Bytes()
+	v, err := s.rdb.Get(ctx, s.recordKey(k, realm, k.member(id))).Bytes()
 	if isNil(err) {
 		return zero, sessions.ErrNotFound
 	}
@@ -800,7 +864,7 @@ func (s *Store) DeleteSession(ctx context.Context, realm, id string) error {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	return fail("deleting session", s.delete(ctx, kindSession, realm, id))
+	return fail("deleting session", s.delete(ctx, kindSession, realm, kindSession.member(id)))
 }
 
 // UserSessions counts the user's live sessions: those in the user's index
@@ -829,13 +893,9 @@ func (s *Store) DeleteUserSessions(ctx context.Context, realm, user string, keep
 	case user == "":
 		return 0, emptyName(op, "user")
 	}
-	keepSet := make(map[string]bool, len(keep))
-	for _, id := range keep {
-		keepSet[id] = true
-	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := s.deleteOwned(ctx, kindSession, realm, user, keepSet)
+	n, err := s.deleteOwned(ctx, kindSession, realm, user, keep)
 	if err != nil {
 		return 0, fail(op, err)
 	}
@@ -878,7 +938,7 @@ func (s *Store) DeleteDevice(ctx context.Context, realm, id string) error {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	return fail("deleting trusted device", s.delete(ctx, kindDevice, realm, id))
+	return fail("deleting trusted device", s.delete(ctx, kindDevice, realm, kindDevice.member(id)))
 }
 
 // UserDevices lists the user's unexpired trusted devices, oldest (by
@@ -928,23 +988,47 @@ func (s *Store) DeleteUserDevices(ctx context.Context, realm, user string) (int,
 	return n, nil
 }
 
-// runEach runs script once for each key (with the same arguments) in one
-// pipeline, and returns the commands, whose errors the caller checks. A
-// script the server does not have cached (NOSCRIPT, e.g. after a
-// restart) is run again with its source.
-func (s *Store) runEach(ctx context.Context, script *redis.Script, keys []string, args ...any) []*redis.Cmd {
+// runEach runs script once for each list of keys in keys (with the same
+// arguments) in one pipeline of EVALSHA, and returns the commands, whose
+// errors the caller checks. If the server does not have the script cached
+// (NOSCRIPT, e.g. after a restart), the script is loaded and the commands
+// that failed are sent again; any that fail again are run one by one with
+// the script's source.
+func (s *Store) runEach(ctx context.Context, script *redis.Script, keys [][]string, args ...any) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(keys))
-	// Errors are in the commands.
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, key := range keys {
-			cmds[i] = script.EvalSha(ctx, p, []string{key}, args...)
+	send := func(which []int) {
+		// Errors are in the commands.
+		_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range which {
+				cmds[i] = script.EvalSha(ctx, p, keys[i], args...)
+			}
+			return nil
+		})
+	}
+	missing := func() []int {
+		var which []int
+		for i, c := range cmds {
+			if err := c.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
+				which = append(which, i)
+			}
 		}
-		return nil
-	})
-	for i, c := range cmds {
-		if err := c.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
-			cmds[i] = script.Run(ctx, s.rdb, []string{keys[i]}, args...)
-		}
+		return which
+	}
+	all := make([]int, len(keys))
+	for i := range all {
+		all[i] = i
+	}
+	send(all)
+	retry := missing()
+	if len(retry) == 0 {
+		return cmds
+	}
+	if script.Load(ctx, s.rdb).Err() == nil {
+		send(retry)
+		retry = missing()
+	}
+	for _, i := range retry {
+		cmds[i] = script.Run(ctx, s.rdb, keys[i], args...)
 	}
 	return cmds
 }
