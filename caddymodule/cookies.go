@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,17 +30,65 @@ func (h *Handler) cookieName(r *http.Request, base string) string {
 }
 
 // readCookie decodes the signed value of cookie base, or returns nil when
-// it is missing, tampered with, expired or made with another key.
+// it is missing, tampered with, expired or made with another key. A value
+// that verified within the last verifiedCookieTTL is taken from
+// verifiedCookies without checking its MAC again.
 func (h *Handler) readCookie(r *http.Request, base string) []byte {
 	c, err := r.Cookie(h.cookieName(r, base))
 	if err != nil || c.Value == "" {
 		return nil
 	}
+	codec := h.codec(base)
+	k := verifiedCookieKey{codec: codec, name: base + h.cookieSuffix, value: c.Value}
+	t := time.Now()
+	verifiedCookies.RLock()
+	e, ok := verifiedCookies.m[k]
+	verifiedCookies.RUnlock()
+	if ok {
+		if age := t.Sub(e.at); age >= 0 && age < verifiedCookieTTL {
+			return []byte(e.raw)
+		}
+	}
 	var raw []byte
-	if err := h.codec(base).Decode(base+h.cookieSuffix, c.Value, &raw); err != nil {
+	if err := codec.Decode(k.name, c.Value, &raw); err != nil {
 		return nil
 	}
+	verifiedCookies.Lock()
+	if len(verifiedCookies.m) >= verifiedCookiesMax {
+		clear(verifiedCookies.m)
+	}
+	verifiedCookies.m[k] = verifiedCookie{raw: string(raw), at: t}
+	verifiedCookies.Unlock()
 	return raw
+}
+
+// verifiedCookieTTL is how long a cookie value whose signature and age
+// verified is trusted again without recomputing its HMAC: the same second
+// as the session cache, so a page and its assets pay for one check. The
+// MAC check is most of the hot path's cost. Only values that verified are
+// remembered; a forged one is checked (and refused) every time.
+const verifiedCookieTTL = sessionCacheTTL
+
+// verifiedCookiesMax bounds the memory of verifiedCookies; when full it
+// starts afresh.
+const verifiedCookiesMax = 100_000
+
+// verifiedCookies remembers recently verified cookie values, per codec:
+// each handler has its own keys, so a value one handler signed is never
+// taken as verified by another.
+var verifiedCookies = struct {
+	sync.RWMutex
+	m map[verifiedCookieKey]verifiedCookie
+}{m: make(map[verifiedCookieKey]verifiedCookie)}
+
+type verifiedCookieKey struct {
+	codec       any // the handler's codec for this cookie (a pointer)
+	name, value string
+}
+
+type verifiedCookie struct {
+	raw string
+	at  time.Time
 }
 
 // setCookie signs value and sets cookie base for maxAge (0 = until the

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-2fa/caddy-2fa/keyring"
 )
 
 var reBase32ID = regexp.MustCompile(`^[A-Z2-7]{26}$`)
@@ -131,5 +133,55 @@ func TestGateCookiesNeverReachTheApp(t *testing.T) {
 	r = c.get("/app").expect(t, http.StatusOK)
 	if strings.Contains(r.body, "2fa_") {
 		t.Errorf("the app received gate cookies on a trusted-device pass: %q", r.body)
+	}
+}
+
+// TestVerifiedCookiesArePerHandler: the memory of verified cookie values
+// never lets a value through for a handler whose keys did not sign it,
+// and a value changed in one character is checked (and refused) even
+// while the original is remembered.
+func TestVerifiedCookiesArePerHandler(t *testing.T) {
+	a := fuzzCookieHandler(t)
+	keys, err := keyring.Derive([]byte("another secret, also at least 32 bytes long"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Handler{keys: keys}
+	b.sessionCodec = newCodec(keys.SessionMAC, time.Hour)
+	b.deviceCodec = newCodec(keys.DeviceMAC, time.Hour)
+	b.csrfCodec = newCodec(keys.CSRFMAC, time.Hour)
+
+	enc, err := a.sessionCodec.Encode(sessionCookie, []byte("session-of-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(value string) *http.Request {
+		r, _ := http.NewRequest("GET", "http://localhost/app", nil)
+		r.AddCookie(&http.Cookie{Name: sessionCookie, Value: value})
+		return r
+	}
+	for range 2 { // the second time from memory
+		if got := a.readCookie(req(enc), sessionCookie); string(got) != "session-of-a" {
+			t.Fatalf("handler a reads %q", got)
+		}
+	}
+	if got := b.readCookie(req(enc), sessionCookie); got != nil {
+		t.Fatalf("handler b took a's cookie as %q", got)
+	}
+	if got := a.readCookie(req(enc), deviceCookie); got != nil {
+		t.Fatal("a session cookie value was read as a device cookie")
+	}
+	tampered := enc[:len(enc)-3] + "AAA"
+	if tampered == enc {
+		tampered = enc[:len(enc)-3] + "BBB"
+	}
+	if got := a.readCookie(req(tampered), sessionCookie); got != nil {
+		t.Fatalf("a tampered value was read as %q", got)
+	}
+	// What a caller does with the bytes does not change the memory.
+	got := a.readCookie(req(enc), sessionCookie)
+	got[0] = 'X'
+	if again := a.readCookie(req(enc), sessionCookie); string(again) != "session-of-a" {
+		t.Fatalf("the remembered value changed to %q", again)
 	}
 }
