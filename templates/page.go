@@ -3,6 +3,11 @@
 // pages are embedded; an operator may override any of them from a
 // directory.
 //
+// All page text comes from message catalogs, one JSON file per language
+// (locales/en.json, locales/ja.json); the language follows the browser's
+// Accept-Language unless configuration fixes it. Adding a language is
+// adding one file; see docs/i18n.md.
+//
 // The package imports nothing from Caddy.
 package templates
 
@@ -41,8 +46,13 @@ const (
 // page are left zero.
 type Data struct {
 	// Title is the product name shown in the page header and <title>
-	// (the `title` option; default "Two-factor authentication").
+	// (the `title` option). Empty shows the catalog's "layout.product"
+	// ("Two-factor authentication", "二要素認証").
 	Title string
+	// Lang is the language to render in: one of Set.Languages, as chosen
+	// by Set.Match from the browser's Accept-Language or by Set.Language
+	// from configuration. Empty or unknown means English.
+	Lang string
 	// Issuer is the label authenticator apps show for this site.
 	Issuer string
 	// User is the signed-in user name (may be empty on error pages).
@@ -138,8 +148,8 @@ type TrustedDevice struct {
 	// field.
 	ID string
 	// Browser and OS are read from the browser's User-Agent when it was
-	// trusted ("Chrome", "Windows"). Browser is "Unknown browser" and OS
-	// is empty when they are not recognized.
+	// trusted ("Chrome", "Windows"); each is empty when not recognized
+	// (the page then says "Unknown browser" in the page's language).
 	Browser, OS string
 	// Current marks the browser the page is shown in.
 	Current bool

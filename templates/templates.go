@@ -7,14 +7,19 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
+	"strings"
 	"sync"
+	"text/template/parse"
 	"time"
+
+	"golang.org/x/text/language"
 )
 
 //go:embed pages/*.html pages/style.css
@@ -33,11 +38,14 @@ var pageNames = []string{
 	PageLogout, PageLoggedOut, PageError, PageSettings,
 }
 
-// Set is a parsed set of pages, ready to render. It is safe for concurrent
-// use.
+// Set is a parsed set of pages in every language it has a catalog for,
+// ready to render. It is safe for concurrent use.
 type Set struct {
-	pages map[string]*template.Template
-	csp   string
+	langs   []string // served languages, English first
+	matcher language.Matcher
+	cats    map[string]*catalog
+	pages   map[string]map[string]*template.Template // language → page → template
+	csp     string
 }
 
 // source is one file's contents and where it came from, for error messages.
@@ -46,19 +54,30 @@ type source struct {
 	text []byte
 }
 
-// Load parses the embedded pages; if dir is not empty, a file there named
-// like an embedded one (<name>.html, layout.html, style.css) replaces it.
-// Other files in dir are ignored. Parse errors name the file.
+// Load parses the embedded pages and message catalogs; if dir is not
+// empty, a file there named like an embedded one (<name>.html,
+// layout.html, style.css) replaces it, and catalogs in dir/locales
+// (<tag>.json, e.g. ja.json or pt-BR.json) replace single messages of a
+// language or add a language. A new language need not be complete: what
+// it lacks is shown in English. Other files in dir are ignored. Errors
+// name the file.
 //
 // An override page defines "heading" (the <h1> text, also used in <title>)
 // and "content", and may use the layout's "hidden" (the csrf_token and rd
 // inputs) and "problem" (the alert for Data.Problem). Templates may call
-// stylesheet (the <style> element), span (a duration in words, "30 days"),
-// clock (a time as "15:04 UTC") and until (the duration between two times).
+// t (a catalog message: {{t "challenge.heading"}}, with arguments as name,
+// value pairs: {{t "layout.signed_in_as" "user" .User}}), lang (the page's
+// language tag), stylesheet (the <style> element), span (a duration in
+// words, "30 days"), clock (a time as "15:04 UTC"), date ("2 January
+// 2006"), datetime ("2 Jan 2006, 15:04 UTC") and until (the duration
+// between two times); the words and formats come from the catalog.
 //
-// Each page is also executed once with sample data, so that an override
-// which refers to a missing field or puts a value where html/template
-// cannot escape it fails here rather than on a user's request.
+// Every {{t "key" ...}} in the pages is checked against the catalogs: the
+// key must exist and the call must pass every {placeholder} its message
+// uses in each language. Each page is also executed once in every language
+// with sample data, so that an override which refers to a missing field or
+// puts a value where html/template cannot escape it fails here rather than
+// on a user's request.
 func Load(dir string) (*Set, error) {
 	if dir != "" {
 		fi, err := os.Stat(dir)
@@ -87,6 +106,11 @@ func Load(dir string) (*Set, error) {
 		return source{name: "embedded pages/" + file, text: b}, nil
 	}
 
+	cats, err := loadCatalogs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+
 	style, err := read(styleFile)
 	if err != nil {
 		return nil, err
@@ -104,20 +128,24 @@ func Load(dir string) (*Set, error) {
 		return nil, err
 	}
 
-	funcs := template.FuncMap{
-		// stylesheet is the <style> element with the stylesheet; its content
-		// is what the CSP hash allows.
-		"stylesheet": func() template.HTML { return styleElem },
-		"span":       span,
-		"clock":      clock,
-		"until":      until,
-	}
-
 	s := &Set{
-		pages: make(map[string]*template.Template, len(pageNames)),
+		cats:  make(map[string]*catalog, len(cats)),
+		pages: make(map[string]map[string]*template.Template, len(cats)),
 		csp: "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
 			"'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 	}
+	tags := make([]language.Tag, 0, len(cats))
+	for _, c := range cats {
+		if err := c.checkFormats(); err != nil {
+			return nil, fmt.Errorf("templates: %w", err)
+		}
+		s.langs = append(s.langs, c.name)
+		s.cats[c.name] = c
+		s.pages[c.name] = make(map[string]*template.Template, len(pageNames))
+		tags = append(tags, c.tag)
+	}
+	s.matcher = language.NewMatcher(tags)
+
 	sample := sampleData()
 	for _, name := range pageNames {
 		page, err := read(name + ".html")
@@ -125,8 +153,9 @@ func Load(dir string) (*Set, error) {
 			return nil, err
 		}
 		// The layout is parsed first so that a page's definitions (such as
-		// "who") replace the layout's defaults.
-		t, err := template.New(layoutFile).Funcs(funcs).Parse(string(layout.text))
+		// "who") replace the layout's defaults. This parsed set is only
+		// cloned, once per language, never executed.
+		t, err := template.New(layoutFile).Funcs(cats[0].funcs(styleElem)).Parse(string(layout.text))
 		if err != nil {
 			return nil, fmt.Errorf("templates: %s: %w", layout.name, err)
 		}
@@ -138,21 +167,285 @@ func Load(dir string) (*Set, error) {
 				return nil, fmt.Errorf("templates: %s: no {{define %q}}", page.name, need)
 			}
 		}
-		if err := t.Execute(io.Discard, sample); err != nil {
-			return nil, fmt.Errorf("templates: %s (with %s): %w", page.name, layout.name, err)
+		files := map[string]string{layoutFile: layout.name, name + ".html": page.name}
+		if err := checkMessages(t, cats, files); err != nil {
+			return nil, err
 		}
-		s.pages[name] = t
+		for _, c := range cats {
+			lt, err := t.Clone()
+			if err != nil {
+				return nil, fmt.Errorf("templates: %s: %w", page.name, err)
+			}
+			lt.Funcs(c.funcs(styleElem))
+			if err := lt.Execute(io.Discard, sample); err != nil {
+				return nil, fmt.Errorf("templates: %s (with %s, language %s): %w", page.name, layout.name, c.name, err)
+			}
+			s.pages[c.name][name] = lt
+		}
+	}
+	for _, c := range cats {
+		if _, err := c.recoveryFile("example.com", "alice", []string{"abcde-12345"}, sample.Now); err != nil {
+			return nil, fmt.Errorf("templates: locales: %s: recovery codes file: %w", c.name, err)
+		}
 	}
 	return s, nil
+}
+
+// funcs are the template functions, speaking c's language.
+func (c *catalog) funcs(styleElem template.HTML) template.FuncMap {
+	return template.FuncMap{
+		// stylesheet is the <style> element with the stylesheet; its content
+		// is what the CSP hash allows.
+		"stylesheet": func() template.HTML { return styleElem },
+		// t is a message: its text is trusted (it comes from the catalogs,
+		// ours or the operator's, and holds at most a little inline markup),
+		// its string arguments are escaped. In an attribute html/template
+		// strips the markup, leaving plain text.
+		"t": func(key string, args ...any) (template.HTML, error) {
+			s, err := c.format(key, args, true)
+			return template.HTML(s), err
+		},
+		"lang":     func() string { return c.name },
+		"span":     c.span,
+		"clock":    c.clock,
+		"date":     c.date,
+		"datetime": c.datetime,
+		"until":    until,
+	}
+}
+
+// checkMessages checks every {{t "key" ...}} call in t's templates, in
+// branches the sample data does not reach too: the key must be in the
+// catalog, and where the argument names are literal they must cover the
+// placeholders of the message in every language. files maps template file
+// names to display names for errors.
+func checkMessages(t *template.Template, cats []*catalog, files map[string]string) error {
+	var err error
+	for _, tt := range t.Templates() {
+		if tt.Tree == nil || tt.Tree.Root == nil {
+			continue
+		}
+		file := files[tt.Tree.ParseName]
+		if file == "" {
+			file = tt.Tree.ParseName
+		}
+		walkCommands(tt.Tree.Root, func(cmd *parse.CommandNode) {
+			if err != nil || len(cmd.Args) == 0 {
+				return
+			}
+			if id, ok := cmd.Args[0].(*parse.IdentifierNode); !ok || id.Ident != "t" {
+				return
+			}
+			if len(cmd.Args) < 2 {
+				err = fmt.Errorf("templates: %s: {{t}} needs a message key", file)
+				return
+			}
+			k, ok := cmd.Args[1].(*parse.StringNode)
+			if !ok {
+				return // a key computed at run time is checked then
+			}
+			key := k.Text
+			if _, ok := cats[0].msgs[key]; !ok {
+				err = fmt.Errorf("templates: %s: {{t %q}}: no such message in the catalog", file, key)
+				return
+			}
+			rest := cmd.Args[2:]
+			if len(rest)%2 != 0 {
+				err = fmt.Errorf("templates: %s: {{t %q}}: arguments must come in name, value pairs", file, key)
+				return
+			}
+			var given []string
+			for i := 0; i < len(rest); i += 2 {
+				n, ok := rest[i].(*parse.StringNode)
+				if !ok {
+					return // names computed at run time are checked then
+				}
+				given = append(given, n.Text)
+			}
+			for _, c := range cats {
+				m := c.msgs[key]
+				for _, a := range m.args {
+					if !slices.Contains(given, a) {
+						err = fmt.Errorf("templates: %s: {{t %q}} does not pass %q, which the message in %s uses", file, key, a, m.source)
+						return
+					}
+				}
+			}
+		})
+	}
+	return err
+}
+
+// walkCommands calls f for every command in the tree under n.
+func walkCommands(n parse.Node, f func(*parse.CommandNode)) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Nodes {
+			walkCommands(c, f)
+		}
+	case *parse.ActionNode:
+		walkCommands(n.Pipe, f)
+	case *parse.PipeNode:
+		if n == nil {
+			return
+		}
+		for _, c := range n.Cmds {
+			walkCommands(c, f)
+		}
+	case *parse.CommandNode:
+		f(n)
+		for _, a := range n.Args {
+			walkCommands(a, f)
+		}
+	case *parse.IfNode:
+		walkBranch(&n.BranchNode, f)
+	case *parse.RangeNode:
+		walkBranch(&n.BranchNode, f)
+	case *parse.WithNode:
+		walkBranch(&n.BranchNode, f)
+	case *parse.TemplateNode:
+		walkCommands(n.Pipe, f)
+	}
+}
+
+func walkBranch(b *parse.BranchNode, f func(*parse.CommandNode)) {
+	walkCommands(b.Pipe, f)
+	walkCommands(b.List, f)
+	if b.ElseList != nil {
+		walkCommands(b.ElseList, f)
+	}
+}
+
+// Languages lists the languages the set has a catalog for, as BCP 47 tags,
+// English first.
+func (s *Set) Languages() []string { return slices.Clone(s.langs) }
+
+// Match picks the language to show a browser that sent acceptLanguage (an
+// Accept-Language header, with q-values): the best of Languages by
+// CLDR's matching rules (ja-JP is served Japanese, en-GB English), English
+// when none is acceptable.
+func (s *Set) Match(acceptLanguage string) string {
+	_, i := language.MatchStrings(s.matcher, acceptLanguage)
+	return s.langs[i]
+}
+
+// Language returns the language among Languages that serves tag (as
+// written in the lang option: "ja", "ja-JP", "en"), and false when there
+// is no catalog for it.
+func (s *Set) Language(tag string) (string, bool) {
+	t, err := language.Parse(tag)
+	if err != nil {
+		return "", false
+	}
+	_, i, conf := s.matcher.Match(t)
+	if conf < language.High {
+		return "", false
+	}
+	return s.langs[i], true
+}
+
+// embeddedTags lists the languages of the embedded catalogs, English
+// first.
+var embeddedTags = sync.OnceValue(func() []language.Tag {
+	files, err := readLocales(embeddedLocales, "")
+	if err != nil {
+		panic("templates: embedded locales: " + err.Error())
+	}
+	var tags []language.Tag
+	for _, f := range files {
+		tags = append(tags, f.tag)
+	}
+	slices.SortStableFunc(tags, func(a, b language.Tag) int { return compareBool(a != baseLanguage, b != baseLanguage) })
+	return tags
+})
+
+// EmbeddedLanguages lists the languages built in, English first.
+func EmbeddedLanguages() []string {
+	var names []string
+	for _, t := range embeddedTags() {
+		names = append(names, t.String())
+	}
+	return names
+}
+
+// EmbeddedLanguage is Set.Language for the built-in catalogs alone: it
+// returns the built-in language that serves tag, and false when there is
+// none (an operator's templates directory may still add one).
+func EmbeddedLanguage(tag string) (string, bool) {
+	t, err := language.Parse(tag)
+	if err != nil {
+		return "", false
+	}
+	tags := embeddedTags()
+	_, i, conf := language.NewMatcher(tags).Match(t)
+	if conf < language.High {
+		return "", false
+	}
+	return tags[i].String(), true
+}
+
+// RecoveryFile is the plain text of the recovery codes download in lang
+// (see Render for how lang is chosen): a line naming the site and the
+// user, when the codes were made, the codes, and a reminder.
+func (s *Set) RecoveryFile(lang, issuer, user string, codes []string, created time.Time) string {
+	text, _ := s.catalog(lang).recoveryFile(issuer, user, codes, created)
+	return text
+}
+
+func (c *catalog) recoveryFile(issuer, user string, codes []string, created time.Time) (string, error) {
+	title, err := c.format("recovery_file.title", []any{"issuer", issuer, "user", user}, false)
+	if err != nil {
+		return "", err
+	}
+	when, err := c.format("recovery_file.created", []any{"when", c.datetime(created)}, false)
+	if err != nil {
+		return "", err
+	}
+	note, err := c.format("recovery_file.note", nil, false)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString(plainText(title) + "\n" + plainText(when) + "\n\n")
+	for _, code := range codes {
+		b.WriteString(code + "\n")
+	}
+	b.WriteString("\n" + plainText(note) + "\n")
+	return b.String(), nil
+}
+
+// plainText removes a message's inline markup and entities.
+func plainText(s string) string {
+	for _, m := range allowedMarkup {
+		s = strings.ReplaceAll(s, m, "")
+	}
+	return html.UnescapeString(s)
+}
+
+// catalog returns the catalog of lang, or English's.
+func (s *Set) catalog(lang string) *catalog {
+	if c, ok := s.cats[lang]; ok {
+		return c
+	}
+	return s.cats[s.langs[0]]
 }
 
 // bufs holds render buffers for reuse.
 var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// Render executes page (one of the Page* names) with data into w. The page
-// is rendered into a buffer first: on a template error nothing is written.
+// Render executes page (one of the Page* names) with data into w, in the
+// language data.Lang (one of Languages, as returned by Match or Language;
+// English when empty or unknown). The page is rendered into a buffer
+// first: on a template error nothing is written.
 func (s *Set) Render(w io.Writer, page string, data Data) error {
-	t, ok := s.pages[page]
+	pages, ok := s.pages[data.Lang]
+	if !ok {
+		pages = s.pages[s.langs[0]]
+	}
+	t, ok := pages[page]
 	if !ok {
 		return fmt.Errorf("templates: unknown page %q", page)
 	}
@@ -175,40 +468,6 @@ func (s *Set) Render(w io.Writer, page string, data Data) error {
 // sha256 hash; images only as data: URLs (the QR code); forms post only to
 // this origin; the pages may not be framed; no <base>. No script at all.
 func (s *Set) CSP() string { return s.csp }
-
-// span says a duration in words for people: "30 days", "12 hours",
-// "15 minutes". Durations that are not whole days or hours are rounded
-// (minutes up, at least 1).
-func span(d time.Duration) string {
-	const day = 24 * time.Hour
-	switch {
-	case d >= day && d%day == 0:
-		return plural(int64(d/day), "day")
-	case d >= 2*day:
-		return plural(int64((d+day/2)/day), "day")
-	case d >= time.Hour && d%time.Hour == 0:
-		return plural(int64(d/time.Hour), "hour")
-	case d >= 2*time.Hour:
-		return plural(int64((d+time.Hour/2)/time.Hour), "hour")
-	}
-	m := int64((d + time.Minute - 1) / time.Minute)
-	if m < 1 {
-		m = 1
-	}
-	return plural(m, "minute")
-}
-
-// plural is "1 day", "2 days".
-func plural(n int64, unit string) string {
-	s := strconv.FormatInt(n, 10) + " " + unit
-	if n != 1 {
-		s += "s"
-	}
-	return s
-}
-
-// clock is the time of day in UTC, like "15:04 UTC".
-func clock(t time.Time) string { return t.UTC().Format("15:04 UTC") }
 
 // until is the time from from to to, or zero if to is not later.
 func until(from, to time.Time) time.Duration {
