@@ -2,12 +2,16 @@ package caddymodule
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"golang.org/x/text/language"
+
+	"github.com/caddy-2fa/caddy-2fa/templates"
 )
 
 func init() {
@@ -76,6 +80,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("two_factor takes no arguments on its first line, got %q (options go in a block)", d.Val())
 	}
 	seen := map[string]bool{}
+	// An unknown lang is only an error if the templates option (which may
+	// come later in the block) adds no catalogs; the error is made here so
+	// that it names the lang line.
+	var langErr error
 	for d.NextBlock(0) {
 		opt := d.Val()
 		if seen[opt] {
@@ -83,7 +91,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		seen[opt] = true
 		switch opt {
-		case "user", "issuer", "realm", "secret", "otp_header", "path_prefix", "templates", "title":
+		case "user", "issuer", "realm", "secret", "otp_header", "path_prefix", "templates", "title", "lang":
 			val, err := oneArg(d, opt)
 			if err != nil {
 				return err
@@ -111,6 +119,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Templates = val
 			case "title":
 				h.Title = val
+			case "lang":
+				tag, err := language.Parse(val)
+				if err != nil {
+					return d.Errf("lang: %q is not a language tag such as en or ja", val)
+				}
+				if _, ok := templates.EmbeddedLanguage(val); !ok {
+					langErr = d.Errf("lang: no catalog for %q (built in: %s; a templates directory can add one in locales/<tag>.json)", val, strings.Join(templates.EmbeddedLanguages(), ", "))
+				}
+				h.Lang = tag.String()
 			}
 
 		case "anonymous":
@@ -271,6 +288,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized two_factor option %q", opt)
 		}
+	}
+	if langErr != nil && h.Templates == "" {
+		return langErr
 	}
 	if h.AppLogin != nil && seen["user"] {
 		return d.Errf("app_login: cannot be combined with user (the user comes from the application's login)")

@@ -37,6 +37,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			path_prefix /_mfa
 			templates /etc/caddy/2fa
 			title "ACME login"
+			lang JA
 		}`, Handler{
 			User: "{http.request.header.Remote-User}", Anonymous: "allow", Issuer: "Example Corp", Realm: "staff",
 			Secret: "{env.TWO_FACTOR_SECRET}", Store: &StoreConfig{Backend: "file", Path: "/var/lib/2fa.db"},
@@ -44,7 +45,12 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			TrustDevice: dur(14 * 24 * time.Hour), Skew: intp(0),
 			MaxAttempts:   &AttemptLimit{Max: 10, Window: caddy.Duration(10 * time.Minute), Lockout: caddy.Duration(time.Hour)},
 			RecoveryCodes: intp(0), OTPHeader: "X-OTP", PathPrefix: "/_mfa", Templates: "/etc/caddy/2fa", Title: "ACME login",
+			Lang: "ja",
 		}},
+		{"lang with a region", "two_factor {\n lang en-GB\n}", Handler{Lang: "en-GB"}},
+		// Without the templates option only the built-in catalogs count;
+		// with it, the directory may add the language (checked at load).
+		{"lang from a templates directory", "two_factor {\n lang de\n templates /etc/caddy/2fa\n}", Handler{Templates: "/etc/caddy/2fa", Lang: "de"}},
 		{"store redis url", "two_factor {\n store redis redis://127.0.0.1:6379/2 unix:///run/r.sock\n}", Handler{Store: &StoreConfig{Backend: "redis", URLs: []string{"redis://127.0.0.1:6379/2", "unix:///run/r.sock"}}}},
 		{"store redis block", `two_factor {
 			store redis {
@@ -115,6 +121,11 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two_factor {\n store file a b\n}", "store file: takes at most one path, got 2 arguments"},
 		{"two_factor {\n issuer a\n issuer b\n}", "issuer: specified more than once"},
 		{"two_factor {\n title x {\n  y\n }\n}", "title: takes no block"},
+		{"two_factor {\n lang\n}", "lang: expected exactly one value, got 0"},
+		{"two_factor {\n lang en ja\n}", "lang: expected exactly one value, got 2"},
+		{"two_factor {\n lang \"not a tag!\"\n}", `lang: "not a tag!" is not a language tag such as en or ja`},
+		{"two_factor {\n lang fr\n}", `lang: no catalog for "fr" (built in: en, ja; a templates directory can add one in locales/<tag>.json)`},
+		{"two_factor {\n lang ja\n lang en\n}", "lang: specified more than once"},
 	} {
 		t.Run(tc.input, func(t *testing.T) {
 			var h Handler
@@ -148,6 +159,8 @@ func TestLoadErrors(t *testing.T) {
 		{Handler{Secret: "0123456789abcdef0123456789abcdef", Store: &StoreConfig{Backend: "redis", URLs: []string{"{env.CADDY_2FA_TEST_UNSET_VARIABLE}"}}}, "redis URL 1 resolved to an empty value"},
 		{Handler{Secret: "0123456789abcdef0123456789abcdef", Store: &StoreConfig{Backend: "redis", URLs: []string{"http://x"}}}, "store:"},
 		{Handler{Templates: "/nonexistent/dir/for/caddy-2fa"}, "templates:"},
+		{Handler{Lang: "fr"}, `lang: no catalog for "fr" (have: en, ja; a templates directory can add one in locales/<tag>.json)`},
+		{Handler{Lang: "not a tag!"}, `lang: "not a tag!" is not a language tag`},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
 		h := tc.h

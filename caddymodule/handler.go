@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/gorilla/securecookie"
 	"go.uber.org/zap"
+	"golang.org/x/text/language"
 
 	"github.com/caddy-2fa/caddy-2fa/challenge"
 	"github.com/caddy-2fa/caddy-2fa/keyring"
@@ -31,7 +32,6 @@ const (
 	DefaultUser          = "{http.auth.user.id}"
 	DefaultRealm         = "default"
 	DefaultPathPrefix    = "/.2fa"
-	DefaultTitle         = "Two-factor authentication"
 	DefaultSessionTTL    = 12 * time.Hour
 	DefaultTrustDevice   = 30 * 24 * time.Hour
 	DefaultSkew          = 1
@@ -173,17 +173,29 @@ type Handler struct {
 
 	// Templates is a directory whose files replace the embedded pages of
 	// the same name (enroll.html, challenge.html, layout.html, style.css
-	// and so on). Default: the embedded pages.
+	// and so on), and whose locales/<tag>.json message catalogs add a
+	// language or replace some of a language's words (docs/i18n.md).
+	// Everything is checked at load. Default: the embedded pages.
 	Templates string `json:"templates,omitempty"`
 
-	// Title is the product name shown on the gate's pages.
-	// Default: "Two-factor authentication".
+	// Title is the product name shown on the gate's pages, in every
+	// language. Default: "Two-factor authentication" in the page's
+	// language (二要素認証 in Japanese).
 	Title string `json:"title,omitempty"`
+
+	// Lang fixes the language of the gate's pages (a BCP 47 tag such as
+	// "en" or "ja") instead of following each browser's Accept-Language
+	// header. There must be a catalog for it: one of the embedded ones
+	// (en, ja) or one in the templates directory's locales/. Default:
+	// the browser's preference among the catalogs, English when none
+	// fits (pages then carry Vary: Accept-Language).
+	Lang string `json:"lang,omitempty"`
 
 	store    sessions.Store
 	storeKey string
 	keys     *keyring.Keys
 	pages    *templates.Set
+	lang     string // the catalog language Lang resolved to; "" follows the browser
 	params   challenge.Params
 	limit    sessions.Limit
 	skew     int
@@ -287,9 +299,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.PathPrefix == "" {
 		h.PathPrefix = DefaultPathPrefix
 	}
-	if h.Title == "" {
-		h.Title = DefaultTitle
-	}
 	if h.SessionTTL == 0 {
 		h.SessionTTL = caddy.Duration(DefaultSessionTTL)
 	}
@@ -361,6 +370,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 	if h.pages, err = templates.Load(h.Templates); err != nil {
 		return fmt.Errorf("templates: %v", err)
+	}
+	if h.Lang != "" {
+		var ok bool
+		if h.lang, ok = h.pages.Language(h.Lang); !ok {
+			return fmt.Errorf("lang: no catalog for %q (have: %s; a templates directory can add one in locales/<tag>.json)", h.Lang, strings.Join(h.pages.Languages(), ", "))
+		}
 	}
 
 	h.store, h.storeKey, err = openStore(h.Store, h.logger)
@@ -451,6 +466,11 @@ func (h *Handler) Validate() error {
 			}
 		default:
 			return fmt.Errorf("store: unknown backend %q (known: file, redis)", h.Store.Backend)
+		}
+	}
+	if h.Lang != "" {
+		if _, err := language.Parse(h.Lang); err != nil {
+			return fmt.Errorf("lang: %q is not a language tag such as en or ja", h.Lang)
 		}
 	}
 	if strings.ContainsAny(h.Realm, "\x00\r\n") {

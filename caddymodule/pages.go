@@ -250,7 +250,7 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 		Return: rd,
 		Recovery: &templates.Recovery{
 			Codes:    codes,
-			Download: recoveryDownload(h.issuer(r), user, codes, t),
+			Download: h.recoveryDownload(r, user, codes, t),
 			Filename: recoveryFilename(h.issuer(r)),
 			Continue: rd,
 		},
@@ -463,6 +463,7 @@ func (h *Handler) renderError(w http.ResponseWriter, r *http.Request, status int
 // render writes a page with the headers every gate page carries.
 func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, name string, d templates.Data) error {
 	d.Title = h.Title
+	d.Lang = h.pageLang(r)
 	d.Issuer = h.issuer(r)
 	d.Prefix = h.PathPrefix
 	d.Now = now()
@@ -482,6 +483,9 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("X-Frame-Options", "DENY")
 	hdr.Set("Referrer-Policy", "no-referrer")
+	if h.lang == "" {
+		hdr.Add("Vary", "Accept-Language")
+	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, err := w.Write(buf.Bytes())
@@ -503,15 +507,20 @@ func (h *Handler) issuer(r *http.Request) string {
 	return host
 }
 
-func recoveryDownload(issuer, user string, codes []string, t time.Time) template.URL {
-	var b strings.Builder
-	fmt.Fprintf(&b, "Recovery codes for %s (%s)\n", issuer, user)
-	fmt.Fprintf(&b, "Created %s\n\n", t.UTC().Format("2006-01-02 15:04 UTC"))
-	for _, c := range codes {
-		b.WriteString(c + "\n")
+// pageLang is the language of the pages for r: the lang option, or the
+// best catalog for the browser's Accept-Language.
+func (h *Handler) pageLang(r *http.Request) string {
+	if h.lang != "" {
+		return h.lang
 	}
-	b.WriteString("\nEach code works once. Keep them somewhere safe, away from your phone.\n")
-	return template.URL("data:text/plain;charset=utf-8," + url.PathEscape(b.String()))
+	return h.pages.Match(r.Header.Get("Accept-Language"))
+}
+
+// recoveryDownload is the recovery codes as a plain-text file, in the
+// page's language, for a download link.
+func (h *Handler) recoveryDownload(r *http.Request, user string, codes []string, t time.Time) template.URL {
+	text := h.pages.RecoveryFile(h.pageLang(r), h.issuer(r), user, codes, t)
+	return template.URL("data:text/plain;charset=utf-8," + url.PathEscape(text))
 }
 
 func recoveryFilename(issuer string) string {

@@ -270,7 +270,7 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 			Return: rd,
 			Recovery: &templates.Recovery{
 				Codes:    codes,
-				Download: recoveryDownload(h.issuer(r), user, codes, t),
+				Download: h.recoveryDownload(r, user, codes, t),
 				Filename: recoveryFilename(h.issuer(r)),
 				Continue: h.PathPrefix + "/settings",
 			},
@@ -360,10 +360,11 @@ func (h *Handler) newRecoveryCodes(user string) (codes, hashes []string, err err
 
 // userAgentFamily names the browser and operating system of a User-Agent
 // header for the device list: ("Chrome", "Windows"). It knows the common
-// families only and says so: anything else is "Unknown browser", and the
-// OS is "" when it is not recognized. User-Agents are easy to fake and
-// some browsers pose as others (Brave reads as Chrome, an iPad in desktop
-// mode as macOS): this is a hint for people, never used for a decision.
+// families only and says so: either is "" when it is not recognized (the
+// page then says "Unknown browser" in the user's language). User-Agents
+// are easy to fake and some browsers pose as others (Brave reads as
+// Chrome, an iPad in desktop mode as macOS): this is a hint for people,
+// never used for a decision.
 func userAgentFamily(ua string) (browser, system string) {
 	has := func(s string) bool { return strings.Contains(ua, s) }
 	// Order matters: iOS User-Agents say "like Mac OS X", Android and
@@ -405,8 +406,6 @@ func userAgentFamily(ua string) (browser, system string) {
 		browser = "Chrome"
 	case apple && has("Safari/") && has("Version/") && !has("Chrome") && !has("Chromium"):
 		browser = "Safari"
-	default:
-		browser = "Unknown browser"
 	}
 	return browser, system
 }
