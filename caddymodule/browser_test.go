@@ -22,9 +22,8 @@ import (
 // browser_chrome_test.go.
 
 // checkPageLang turns on the assertion that <html lang> is the language
-// the browser asked for. Off until the gate ships a Japanese catalog
-// (templates/locales): until then "ja" pages are English.
-const checkPageLang = false
+// the browser asked for (templates/locales has a catalog for each).
+const checkPageLang = true
 
 var reRecoveryCode = regexp.MustCompile(`^[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}$`)
 
