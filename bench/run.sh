@@ -3,6 +3,7 @@
 # session), side by side with plain reverse_proxy. See docs/performance.md.
 #
 # Usage (from anywhere in the repo):  bench/run.sh
+#        with a Redis store holding a million sessions:  SEED=1000000 bench/run.sh
 #
 # Environment (defaults in brackets):
 #   ROUNDS       alternating rounds over the three sites      [3]
@@ -13,6 +14,9 @@
 #   LAT_DURATION wrk duration of the one-connection latency run
 #                of one site in one round (-t1 -c1)           [5s]
 #   KEEP_TMP     set to 1 to keep the temp dir (config, logs) [unset]
+#   SEED         fill the Redis store with this many verified sessions
+#                (bench/seed-redis) before the benchmark       [0]
+#   SEED_PER_USER  sessions per seeded user                    [1]
 #
 # Everything runs on 127.0.0.1 (free ports picked at start) with a private
 # redis-server on a unix socket in a temp dir; every process started here is
@@ -26,6 +30,9 @@ WARMUP=${WARMUP:-2s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-32}
 LAT_DURATION=${LAT_DURATION:-5s}
+SEED=${SEED:-0}
+SEED_PER_USER=${SEED_PER_USER:-1}
+[[ $SEED =~ ^[0-9]+$ && $SEED_PER_USER =~ ^[1-9][0-9]*$ ]] || { echo "bench: SEED and SEED_PER_USER must be numbers" >&2; exit 2; }
 
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -111,6 +118,18 @@ redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 \
 	>"$TMP/redis.log" 2>&1 &
 PIDS+=($!)
 wait_for 10 test -S "$SOCK" || { cat "$TMP/redis.log" >&2; die "redis-server did not start"; }
+
+# With SEED, the Redis site's realm gets SEED verified sessions of other
+# users (enrolled, with a profile) before Caddy starts, through the real
+# store: the hot path then runs against a full store. The output (bytes per
+# session, read times) goes with the results.
+if ((SEED > 0)); then
+	log "seeding $SEED sessions ($SEED_PER_USER per user) into the redis store"
+	go build -o "$TMP/seed-redis" ./bench/seed-redis
+	"$TMP/seed-redis" -url "unix://$SOCK" -realm bench_redis -sessions "$SEED" -per-user "$SEED_PER_USER" \
+		>"$TMP/seed.txt" || { cat "$TMP/seed.txt" >&2; die "seeding failed"; }
+	cat "$TMP/seed.txt" >&2
+fi
 
 # --- 4. caddy config --------------------------------------------------------
 USER_NAME=bench
@@ -296,6 +315,10 @@ name() {
 echo
 echo "caddy-2fa load benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(go version | awk '{ print $3 }')"
 echo "$ROUNDS alternating rounds, median of rounds; wrk and caddy share the machine's CPUs"
+if ((SEED > 0)); then
+	echo "redis store filled beforehand with $SEED sessions, $SEED_PER_USER per user (bench/seed-redis):"
+	sed 's/^/  /' "$TMP/seed.txt"
+fi
 echo
 echo "throughput: wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency"
 printf '%-22s %10s %9s %9s %12s\n' site req/s "p50 µs" "p99 µs" "ratio/plain"
