@@ -451,7 +451,10 @@ func TestServerDown(t *testing.T) {
 			var slowest time.Duration
 			for name, err := range errs {
 				wantFailure(t, name+" with the server down", err)
-				if took[name] > timeout+100*time.Millisecond {
+				// The bound only tells "ended by the deadline" from "hung
+				// until a dial or read timeout" (seconds); a busy CI
+				// machine may add a few hundred milliseconds.
+				if took[name] > timeout+time.Second {
 					t.Errorf("%s with the server down took %v (timeout %v)", name, took[name], timeout)
 				}
 				slowest = max(slowest, took[name])
@@ -520,7 +523,9 @@ func TestTimeout(t *testing.T) {
 	_, err = s.UseRecoveryCode(short, "r", "alice", "h1")
 	d = time.Since(start)
 	wantFailure(t, "UseRecoveryCode with a paused server", err)
-	if d > 150*time.Millisecond {
+	// The pause lasts 1000ms: anything well under it ended by the
+	// deadline (with room for a busy CI machine).
+	if d > 700*time.Millisecond {
 		t.Errorf("UseRecoveryCode took %v with a 50ms context deadline", d)
 	}
 	must(t, admin.Do(ctx, "CLIENT", "UNPAUSE").Err())
