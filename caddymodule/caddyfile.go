@@ -91,7 +91,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		seen[opt] = true
 		switch opt {
-		case "user", "issuer", "realm", "secret", "otp_header", "path_prefix", "templates", "title", "lang":
+		case "user", "issuer", "realm", "secret", "otp_header", "path_prefix", "templates", "title", "lang", "logo":
 			val, err := oneArg(d, opt)
 			if err != nil {
 				return err
@@ -119,6 +119,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.Templates = val
 			case "title":
 				h.Title = val
+			case "logo":
+				if err := templates.CheckLogo(val); err != nil {
+					return d.Errf("%v", err)
+				}
+				h.Logo = val
 			case "lang":
 				tag, err := language.Parse(val)
 				if err != nil {
@@ -129,6 +134,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.Lang = tag.String()
 			}
+
+		case "accent":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				// An unquoted #1756b8 is a comment to the Caddyfile lexer.
+				return d.Errf(`accent: expected a colour such as "#1756b8", in quotes (# starts a comment in a Caddyfile)`)
+			}
+			if len(args) > 1 {
+				return d.Errf("accent: expected exactly one value, got %d", len(args))
+			}
+			if d.NextBlock(d.Nesting()) {
+				return d.Errf("accent: takes no block")
+			}
+			if err := templates.CheckAccent(args[0]); err != nil {
+				return d.Errf("%v", err)
+			}
+			h.Accent = args[0]
 
 		case "anonymous":
 			val, err := oneArg(d, opt)

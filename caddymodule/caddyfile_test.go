@@ -38,6 +38,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			templates /etc/caddy/2fa
 			title "ACME login"
 			lang JA
+			logo https://cdn.example.com/logo.svg
+			accent "#0B6E4F"
 		}`, Handler{
 			User: "{http.request.header.Remote-User}", Anonymous: "allow", Issuer: "Example Corp", Realm: "staff",
 			Secret: "{env.TWO_FACTOR_SECRET}", Store: &StoreConfig{Backend: "file", Path: "/var/lib/2fa.db"},
@@ -45,8 +47,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			TrustDevice: dur(14 * 24 * time.Hour), Skew: intp(0),
 			MaxAttempts:   &AttemptLimit{Max: 10, Window: caddy.Duration(10 * time.Minute), Lockout: caddy.Duration(time.Hour)},
 			RecoveryCodes: intp(0), OTPHeader: "X-OTP", PathPrefix: "/_mfa", Templates: "/etc/caddy/2fa", Title: "ACME login",
-			Lang: "ja",
+			Lang: "ja", Logo: "https://cdn.example.com/logo.svg", Accent: "#0B6E4F",
 		}},
+		// The file is read at load, not when the Caddyfile is adapted.
+		{"logo file", "two_factor {\n logo file:/etc/caddy/logo.svg\n}", Handler{Logo: "file:/etc/caddy/logo.svg"}},
+		{"logo path", "two_factor {\n logo /static/logo.png\n accent \"#fc0\"\n}", Handler{Logo: "/static/logo.png", Accent: "#fc0"}},
 		{"lang with a region", "two_factor {\n lang en-GB\n}", Handler{Lang: "en-GB"}},
 		// Without the templates option only the built-in catalogs count;
 		// with it, the directory may add the language (checked at load).
@@ -126,6 +131,14 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two_factor {\n lang \"not a tag!\"\n}", `lang: "not a tag!" is not a language tag such as en or ja`},
 		{"two_factor {\n lang fr\n}", `lang: no catalog for "fr" (built in: en, ja; a templates directory can add one in locales/<tag>.json)`},
 		{"two_factor {\n lang ja\n lang en\n}", "lang: specified more than once"},
+		{"two_factor {\n accent #1756b8\n}", `accent: expected a colour such as "#1756b8", in quotes (# starts a comment in a Caddyfile)`},
+		{"two_factor {\n accent blue\n}", `accent: "blue" is not a hex colour such as #1756b8 or #17b`},
+		{"two_factor {\n accent \"#777777\"\n}", "accent: #777777 reaches a contrast of only 4.48:1 with white button text and 4.16:1 with dark text; WCAG AA needs 4.5:1"},
+		{"two_factor {\n accent \"#fff\" \"#000\"\n}", "accent: expected exactly one value, got 2"},
+		{"two_factor {\n accent \"#fff\"\n accent \"#000\"\n}", "accent: specified more than once"},
+		{"two_factor {\n logo http://cdn.example.com/logo.png\n}", `logo: "http://cdn.example.com/logo.png": use https://`},
+		{"two_factor {\n logo logo.png\n}", `logo: "logo.png" is not an https:// URL, a path on this site (/static/logo.svg) or a file (file:/etc/caddy/logo.svg)`},
+		{"two_factor {\n logo\n}", "logo: expected exactly one value, got 0"},
 	} {
 		t.Run(tc.input, func(t *testing.T) {
 			var h Handler
@@ -161,6 +174,10 @@ func TestLoadErrors(t *testing.T) {
 		{Handler{Templates: "/nonexistent/dir/for/caddy-2fa"}, "templates:"},
 		{Handler{Lang: "fr"}, `lang: no catalog for "fr" (have: en, ja; a templates directory can add one in locales/<tag>.json)`},
 		{Handler{Lang: "not a tag!"}, `lang: "not a tag!" is not a language tag`},
+		{Handler{Logo: "file:/nonexistent/caddy-2fa/logo.png"}, "logo: no such file: /nonexistent/caddy-2fa/logo.png"},
+		{Handler{Logo: "ftp://example.com/logo.png"}, `logo: "ftp://example.com/logo.png" is not an https:// URL`},
+		{Handler{Accent: "#777"}, "accent: #777777 reaches a contrast of only 4.48:1"},
+		{Handler{Accent: "red"}, `accent: "red" is not a hex colour`},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
 		h := tc.h

@@ -183,6 +183,24 @@ type Handler struct {
 	// language (二要素認証 in Japanese).
 	Title string `json:"title,omitempty"`
 
+	// Logo is shown in the header of the gate's pages in place of the
+	// product name, which becomes its alt text: an https:// URL, a path
+	// on the same site (/static/logo.svg), or a local image file written
+	// file:/etc/caddy/logo.svg (PNG, SVG, JPEG or WebP, at most 256 KiB),
+	// read at load and inlined into the pages. The Content-Security-Policy
+	// allows exactly that image: the URL's origin, 'self' for a path, or
+	// nothing more for a file. Default: no logo.
+	Logo string `json:"logo,omitempty"`
+
+	// Accent is a hex colour (#rgb or #rrggbb; quote it in a Caddyfile,
+	// where # starts a comment) for buttons, links and focus rings in
+	// light and dark mode. Button text becomes white or near-black,
+	// whichever reads better; a colour with less than 4.5:1 contrast
+	// (WCAG AA) with both is refused at load. Links and focus rings use
+	// the accent darkened or lightened just enough to be readable on each
+	// mode's background. Default: the stylesheet's blue.
+	Accent string `json:"accent,omitempty"`
+
 	// Lang fixes the language of the gate's pages (a BCP 47 tag such as
 	// "en" or "ja") instead of following each browser's Accept-Language
 	// header. There must be a catalog for it: one of the embedded ones
@@ -368,8 +386,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.csrfCodec = newCodec(h.keys.CSRFMAC, csrfTTL)
 	h.cop = http.NewCrossOriginProtection()
 
-	if h.pages, err = templates.Load(h.Templates); err != nil {
-		return fmt.Errorf("templates: %v", err)
+	if h.pages, err = templates.Load(templates.Options{Dir: h.Templates, Logo: h.Logo, Accent: h.Accent}); err != nil {
+		return err // names the option: templates, logo or accent
 	}
 	if h.Lang != "" {
 		var ok bool
@@ -467,6 +485,12 @@ func (h *Handler) Validate() error {
 		default:
 			return fmt.Errorf("store: unknown backend %q (known: file, redis)", h.Store.Backend)
 		}
+	}
+	if err := templates.CheckLogo(h.Logo); err != nil {
+		return err
+	}
+	if err := templates.CheckAccent(h.Accent); err != nil {
+		return err
 	}
 	if h.Lang != "" {
 		if _, err := language.Parse(h.Lang); err != nil {

@@ -484,7 +484,7 @@ func TestOperatorLocales(t *testing.T) {
 		dir := t.TempDir()
 		os.Mkdir(filepath.Join(dir, "locales"), 0o755)
 		p := writeFile(t, dir, c.file, c.text)
-		_, err := Load(dir)
+		_, err := Load(Options{Dir: dir})
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s %s: Load error %v, want one naming %s and %q", c.file, c.text, err, p, c.want)
 		}
@@ -493,7 +493,7 @@ func TestOperatorLocales(t *testing.T) {
 	dir = t.TempDir()
 	os.Mkdir(filepath.Join(dir, "locales"), 0o755)
 	writeFile(t, dir, "locales/en.json", `{"duration.days": "{count} {unit}"}`)
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "{unit}") {
+	if _, err := Load(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), "{unit}") {
 		t.Errorf("broken duration message accepted: %v", err)
 	}
 }

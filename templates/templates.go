@@ -54,9 +54,10 @@ type source struct {
 	text []byte
 }
 
-// Load parses the embedded pages and message catalogs; if dir is not
-// empty, a file there named like an embedded one (<name>.html,
-// layout.html, style.css) replaces it, and catalogs in dir/locales
+// Load parses the embedded pages and message catalogs, with the branding
+// of o (Options.Logo, Options.Accent); if o.Dir is not empty, a file there
+// named like an embedded one (<name>.html, layout.html, style.css)
+// replaces it, and catalogs in o.Dir/locales
 // (<tag>.json, e.g. ja.json or pt-BR.json) replace single messages of a
 // language or add a language. A new language need not be complete: what
 // it lacks is shown in English. Other files in dir are ignored. Errors
@@ -69,8 +70,12 @@ type source struct {
 // value pairs: {{t "layout.signed_in_as" "user" .User}}), lang (the page's
 // language tag), stylesheet (the <style> element), span (a duration in
 // words, "30 days"), clock (a time as "15:04 UTC"), date ("2 January
-// 2006"), datetime ("2 Jan 2006, 15:04 UTC") and until (the duration
-// between two times); the words and formats come from the catalog.
+// 2006"), datetime ("2 Jan 2006, 15:04 UTC"), until (the duration
+// between two times) and logo (the logo's URL, empty without one); the
+// words and formats come from the catalog.
+//
+// Errors about the logo or the accent start with the option's name
+// ("logo: ...", "accent: ..."), the others with "templates:".
 //
 // Every {{t "key" ...}} in the pages is checked against the catalogs: the
 // key must exist and the call must pass every {placeholder} its message
@@ -78,7 +83,16 @@ type source struct {
 // with sample data, so that an override which refers to a missing field or
 // puts a value where html/template cannot escape it fails here rather than
 // on a user's request.
-func Load(dir string) (*Set, error) {
+func Load(o Options) (*Set, error) {
+	dir := o.Dir
+	accent, err := accentCSS(o.Accent)
+	if err != nil {
+		return nil, err
+	}
+	logo, err := loadLogo(o.Logo)
+	if err != nil {
+		return nil, err
+	}
 	if dir != "" {
 		fi, err := os.Stat(dir)
 		if err != nil {
@@ -118,10 +132,16 @@ func Load(dir string) (*Set, error) {
 	if i := bytes.Index(bytes.ToLower(style.text), []byte("</style")); i >= 0 {
 		return nil, fmt.Errorf("templates: %s: the stylesheet must not contain %q", style.name, style.text[i:i+7])
 	}
-	// The <style> element's content is exactly the stylesheet's bytes, so
-	// the CSP hash is theirs.
-	sum := sha256.Sum256(style.text)
-	styleElem := template.HTML("<style>" + string(style.text) + "</style>")
+	// The <style> element's content is exactly the stylesheet's bytes and
+	// the accent's custom properties after them, so the CSP hash is
+	// theirs: each accent makes its own hash.
+	css := string(style.text) + accent
+	sum := sha256.Sum256([]byte(css))
+	look := look{style: template.HTML("<style>" + css + "</style>"), logo: logo.src}
+	imgSrc := "data:"
+	if logo.csp != "" {
+		imgSrc += " " + logo.csp
+	}
 
 	layout, err := read(layoutFile)
 	if err != nil {
@@ -132,7 +152,7 @@ func Load(dir string) (*Set, error) {
 		cats:  make(map[string]*catalog, len(cats)),
 		pages: make(map[string]map[string]*template.Template, len(cats)),
 		csp: "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
-			"'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+			"'; img-src " + imgSrc + "; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
 	}
 	tags := make([]language.Tag, 0, len(cats))
 	for _, c := range cats {
@@ -155,7 +175,7 @@ func Load(dir string) (*Set, error) {
 		// The layout is parsed first so that a page's definitions (such as
 		// "who") replace the layout's defaults. This parsed set is only
 		// cloned, once per language, never executed.
-		t, err := template.New(layoutFile).Funcs(cats[0].funcs(styleElem)).Parse(string(layout.text))
+		t, err := template.New(layoutFile).Funcs(cats[0].funcs(look)).Parse(string(layout.text))
 		if err != nil {
 			return nil, fmt.Errorf("templates: %s: %w", layout.name, err)
 		}
@@ -176,7 +196,7 @@ func Load(dir string) (*Set, error) {
 			if err != nil {
 				return nil, fmt.Errorf("templates: %s: %w", page.name, err)
 			}
-			lt.Funcs(c.funcs(styleElem))
+			lt.Funcs(c.funcs(look))
 			if err := lt.Execute(io.Discard, sample); err != nil {
 				return nil, fmt.Errorf("templates: %s (with %s, language %s): %w", page.name, layout.name, c.name, err)
 			}
@@ -191,12 +211,22 @@ func Load(dir string) (*Set, error) {
 	return s, nil
 }
 
+// look is what every language's pages share: the <style> element and the
+// logo.
+type look struct {
+	style template.HTML
+	logo  template.URL
+}
+
 // funcs are the template functions, speaking c's language.
-func (c *catalog) funcs(styleElem template.HTML) template.FuncMap {
+func (c *catalog) funcs(l look) template.FuncMap {
 	return template.FuncMap{
 		// stylesheet is the <style> element with the stylesheet; its content
 		// is what the CSP hash allows.
-		"stylesheet": func() template.HTML { return styleElem },
+		"stylesheet": func() template.HTML { return l.style },
+		// logo is the logo's URL (checked at Load: https, a site path or
+		// an inlined image), or empty.
+		"logo": func() template.URL { return l.logo },
 		// t is a message: its text is trusted (it comes from the catalogs,
 		// ours or the operator's, and holds at most a little inline markup),
 		// its string arguments are escaped. In an attribute html/template
@@ -465,8 +495,10 @@ func (s *Set) Render(w io.Writer, page string, data Data) error {
 
 // CSP is the Content-Security-Policy header value for these pages: nothing
 // is allowed by default; the one inline stylesheet is allowed by its
-// sha256 hash; images only as data: URLs (the QR code); forms post only to
-// this origin; the pages may not be framed; no <base>. No script at all.
+// sha256 hash; images only as data: URLs (the QR code, an inlined logo),
+// plus the logo's origin or 'self' when Options.Logo is a URL; forms post
+// only to this origin; the pages may not be framed; no <base>. No script
+// at all.
 func (s *Set) CSP() string { return s.csp }
 
 // until is the time from from to to, or zero if to is not later.

@@ -72,7 +72,7 @@ func full(page string) Data {
 
 func mustLoad(t *testing.T, dir string) *Set {
 	t.Helper()
-	s, err := Load(dir)
+	s, err := Load(Options{Dir: dir})
 	if err != nil {
 		t.Fatalf("Load(%q): %v", dir, err)
 	}
@@ -603,7 +603,7 @@ func TestOverrideErrors(t *testing.T) {
 	for _, c := range cases {
 		dir := t.TempDir()
 		p := writeFile(t, dir, c.file, c.text)
-		_, err := Load(dir)
+		_, err := Load(Options{Dir: dir})
 		if c.want == "" {
 			// Valid (html/template quotes the unquoted attribute itself).
 			if err != nil {
@@ -619,11 +619,11 @@ func TestOverrideErrors(t *testing.T) {
 			t.Errorf("%s: error does not name the file %s: %v", c.file, p, err)
 		}
 	}
-	if _, err := Load(filepath.Join(t.TempDir(), "missing")); err == nil {
+	if _, err := Load(Options{Dir: filepath.Join(t.TempDir(), "missing")}); err == nil {
 		t.Error("missing directory accepted")
 	}
 	f := writeFile(t, t.TempDir(), "file", "x")
-	if _, err := Load(f); err == nil {
+	if _, err := Load(Options{Dir: f}); err == nil {
 		t.Error("file as directory accepted")
 	}
 }
