@@ -137,7 +137,7 @@ func Load(o Options) (*Set, error) {
 	// theirs: each accent makes its own hash.
 	css := string(style.text) + accent
 	sum := sha256.Sum256([]byte(css))
-	look := look{style: template.HTML("<style>" + css + "</style>"), logo: logo.src}
+	shared := look{style: template.HTML("<style>" + css + "</style>"), logo: logo.src}
 	imgSrc := "data:"
 	if logo.csp != "" {
 		imgSrc += " " + logo.csp
@@ -175,7 +175,7 @@ func Load(o Options) (*Set, error) {
 		// The layout is parsed first so that a page's definitions (such as
 		// "who") replace the layout's defaults. This parsed set is only
 		// cloned, once per language, never executed.
-		t, err := template.New(layoutFile).Funcs(cats[0].funcs(look)).Parse(string(layout.text))
+		t, err := template.New(layoutFile).Funcs(cats[0].funcs(shared)).Parse(string(layout.text))
 		if err != nil {
 			return nil, fmt.Errorf("templates: %s: %w", layout.name, err)
 		}
@@ -196,7 +196,7 @@ func Load(o Options) (*Set, error) {
 			if err != nil {
 				return nil, fmt.Errorf("templates: %s: %w", page.name, err)
 			}
-			lt.Funcs(c.funcs(look))
+			lt.Funcs(c.funcs(shared))
 			if err := lt.Execute(io.Discard, sample); err != nil {
 				return nil, fmt.Errorf("templates: %s (with %s, language %s): %w", page.name, layout.name, c.name, err)
 			}
