@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // TestXSSInNamesAndParameters: user names, the title and return targets
@@ -168,24 +166,14 @@ func TestIdentityHeaderAliasesStripped(t *testing.T) {
 		seen <- r.Header.Clone()
 	}))
 	t.Cleanup(app.Close)
-	port := freePort(t)
-	loadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	storage file_system %s
-	persist_config off
-}
-http://localhost:%d {
-	two_factor {
+	s := startCustomSite(t, "", fmt.Sprintf(`	two_factor {
 		store file %s
 		user {http.request.header.Remote-User}
 		exempt users alice
 	}
-	reverse_proxy %s
-}
-`, caddyStorage, port, t.TempDir()+"/s.db", strings.TrimPrefix(app.URL, "http://")))
-	t.Cleanup(func() { caddy.Stop() })
+	reverse_proxy %s`, t.TempDir()+"/s.db", strings.TrimPrefix(app.URL, "http://")))
 	for _, alias := range []string{"Remote_User", "remote_user", "REMOTE_USER"} {
-		req, _ := http.NewRequest("GET", fmt.Sprintf("http://localhost:%d/app", port), nil)
+		req, _ := http.NewRequest("GET", s.base+"/app", nil)
 		req.Header["Remote-User"] = []string{"alice"}
 		req.Header[alias] = []string{"admin"}
 		resp, err := http.DefaultClient.Do(req)

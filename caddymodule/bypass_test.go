@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 )
 
 // TestNoMagicBypasses: no user agent (crawlers, health checkers, curl), no
@@ -240,14 +238,7 @@ func TestAppLoginPathTricks(t *testing.T) {
 		fmt.Fprintf(w, "app page %s", r.URL.RequestURI())
 	}))
 	t.Cleanup(app.Close)
-	port := freePort(t)
-	loadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	storage file_system %s
-	persist_config off
-}
-http://localhost:%d {
-	two_factor {
+	s := startCustomSite(t, "", fmt.Sprintf(`	two_factor {
 		store file %s
 		app_login {
 			path /login
@@ -255,11 +246,7 @@ http://localhost:%d {
 			session_cookie APPSID
 		}
 	}
-	reverse_proxy %s
-}
-`, caddyStorage, port, t.TempDir()+"/s.db", strings.TrimPrefix(app.URL, "http://")))
-	t.Cleanup(func() { caddy.Stop() })
-	s := &site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}
+	reverse_proxy %s`, t.TempDir()+"/s.db", strings.TrimPrefix(app.URL, "http://")))
 	b := s.browser("")
 	// Log in to the app: the binding is pending until the code.
 	b.post("/login", url.Values{"username": {"alice"}, "password": {"x"}}).expectRedirect(t, "/.2fa/enroll")

@@ -154,6 +154,18 @@ func startSite(t *testing.T, o siteOptions) *site {
 	return s
 }
 
+// startCustomSite loads a site on a free port of localhost whose block
+// is body (a two_factor block and whatever else the test needs), with
+// the test's global options (no admin, the test storage) plus global, and
+// stops it when the test ends.
+func startCustomSite(t *testing.T, global, body string) *site {
+	t.Helper()
+	port := freePort(t)
+	loadCaddyfile(t, fmt.Sprintf("{\n\tadmin off\n\tstorage file_system %s\n\tpersist_config off\n%s}\nhttp://localhost:%d {\n%s\n}\n", caddyStorage, global, port, body))
+	t.Cleanup(func() { caddy.Stop() })
+	return &site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}
+}
+
 func loadCaddyfile(t *testing.T, cfg string) {
 	t.Helper()
 	adapter := caddyconfig.GetAdapter("caddyfile")

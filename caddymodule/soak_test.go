@@ -119,14 +119,7 @@ func TestSoakNoLeaks(t *testing.T) {
 // over the gate serves normally (checklist item 63).
 func TestRedisPoolExhaustion(t *testing.T) {
 	rs := redistest.Start(t)
-	port := freePort(t)
-	loadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	storage file_system %s
-	persist_config off
-}
-http://localhost:%d {
-	basic_auth {
+	s := startCustomSite(t, "", fmt.Sprintf(`	basic_auth {
 %s	}
 	two_factor {
 		secret %q
@@ -137,11 +130,7 @@ http://localhost:%d {
 			read_timeout 1s
 		}
 	}
-	respond "app user={http.two_factor.user}" 200
-}
-`, caddyStorage, port, bcryptLines, fuzzSecret, rs.Socket))
-	t.Cleanup(func() { caddy.Stop() })
-	s := &site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}
+	respond "app user={http.two_factor.user}" 200`, bcryptLines, fuzzSecret, rs.Socket))
 	key, _ := s.browser("alice").enroll()
 
 	var wg sync.WaitGroup
@@ -189,18 +178,8 @@ http://localhost:%d {
 // and 56).
 func TestRedisOutageDuringCodeSubmission(t *testing.T) {
 	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	port := freePort(t)
 	logFile := t.TempDir() + "/caddy.log"
-	loadCaddyfile(t, fmt.Sprintf(`{
-	admin off
-	storage file_system %s
-	persist_config off
-	log {
-		output file %s
-	}
-}
-http://localhost:%d {
-	basic_auth {
+	s := startCustomSite(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t}\n", logFile), fmt.Sprintf(`	basic_auth {
 %s	}
 	two_factor {
 		secret %q
@@ -211,11 +190,7 @@ http://localhost:%d {
 			read_timeout 300ms
 		}
 	}
-	respond "app user={http.two_factor.user}" 200
-}
-`, caddyStorage, logFile, port, bcryptLines, fuzzSecret, rs.Socket))
-	t.Cleanup(func() { caddy.Stop() })
-	s := &site{t: t, base: fmt.Sprintf("http://localhost:%d", port)}
+	respond "app user={http.two_factor.user}" 200`, bcryptLines, fuzzSecret, rs.Socket))
 	key, _ := s.browser("alice").enroll()
 	advance(30 * time.Second)
 
