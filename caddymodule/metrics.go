@@ -167,6 +167,7 @@ var (
 	opEnrollment         = newStoreOp("Enrollment")
 	opEnroll             = newStoreOp("Enroll")
 	opSetRecoveryCodes   = newStoreOp("SetRecoveryCodes")
+	opReplaceSealed      = newStoreOp("ReplaceSealedSecret")
 	opUseRecoveryCode    = newStoreOp("UseRecoveryCode")
 	opAcceptStep         = newStoreOp("AcceptStep")
 	opResetUser          = newStoreOp("ResetUser")
@@ -238,6 +239,14 @@ func (s *instrumentedStore) SetRecoveryCodes(ctx context.Context, realm, user st
 	err := s.next.SetRecoveryCodes(ctx, realm, user, recoveryHashes)
 	opSetRecoveryCodes.done(start, err)
 	return err
+}
+
+// ReplaceSealedSecret implements sessions.Store.
+func (s *instrumentedStore) ReplaceSealedSecret(ctx context.Context, realm, user string, old, sealed []byte) (bool, error) {
+	start := time.Now()
+	ok, err := s.next.ReplaceSealedSecret(ctx, realm, user, old, sealed)
+	opReplaceSealed.done(start, err)
+	return ok, err
 }
 
 // UseRecoveryCode implements sessions.Store.

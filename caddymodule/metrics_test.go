@@ -191,6 +191,9 @@ func (f fakeStore) Enroll(context.Context, string, string, sessions.Enrollment, 
 	return f.err
 }
 func (f fakeStore) SetRecoveryCodes(context.Context, string, string, []string) error { return f.err }
+func (f fakeStore) ReplaceSealedSecret(context.Context, string, string, []byte, []byte) (bool, error) {
+	return false, f.err
+}
 func (f fakeStore) UseRecoveryCode(context.Context, string, string, string) (int, error) {
 	return 0, f.err
 }

@@ -7,8 +7,9 @@
 // The operations that must not race across gate instances are store
 // operations, atomic in every backend: AcceptStep (compare-and-set of the
 // last accepted TOTP step), UseRecoveryCode and ConsumeToken (consume once),
-// AddFailure (a counter with expiry that turns into a lockout) and Enroll
-// (create only if absent).
+// AddFailure (a counter with expiry that turns into a lockout), Enroll
+// (create only if absent) and ReplaceSealedSecret (compare-and-set of an
+// enrollment's sealed secret).
 //
 // The package imports nothing from Caddy.
 package sessions
@@ -140,6 +141,13 @@ type Store interface {
 	// SetRecoveryCodes replaces the user's recovery code hashes (the old
 	// set stops working at once). ErrNotFound if the user is not enrolled.
 	SetRecoveryCodes(ctx context.Context, realm, user string, recoveryHashes []string) error
+	// ReplaceSealedSecret sets the enrollment's SealedSecret to sealed,
+	// atomically, only if it still holds exactly old (compare-and-set),
+	// leaving everything else about the enrollment as it was; it reports
+	// whether it did. Used to re-seal a TOTP secret under a new key
+	// without racing a reset or a re-enrollment. ErrNotFound if the user
+	// is not enrolled.
+	ReplaceSealedSecret(ctx context.Context, realm, user string, old, sealed []byte) (bool, error)
 	// UseRecoveryCode consumes one recovery code hash, atomically: of any
 	// number of concurrent calls with the same hash at most one succeeds.
 	// It returns how many codes remain, or ErrNotFound if the hash is not

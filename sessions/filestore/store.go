@@ -1,6 +1,7 @@
 package filestore
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -97,6 +98,40 @@ func (s *Store) SetRecoveryCodes(ctx context.Context, realm, user string, recove
 		}
 		return w.putCodes(user, recoveryHashes)
 	})
+}
+
+// ReplaceSealedSecret swaps the enrollment's sealed secret in one
+// transaction if it still holds old.
+func (s *Store) ReplaceSealedSecret(ctx context.Context, realm, user string, old, sealed []byte) (bool, error) {
+	if user == "" {
+		return false, emptyNameError("user")
+	}
+	swapped := false
+	err := s.update(ctx, realm, func(w *writer) error {
+		enr := w.b(bEnrollments)
+		v := enr.Get([]byte(user))
+		if v == nil {
+			return sessions.ErrNotFound
+		}
+		var e sessions.Enrollment
+		if err := json.Unmarshal(v, &e); err != nil {
+			return decodeError("enrollment", err)
+		}
+		if !bytes.Equal(e.SealedSecret, old) {
+			return nil
+		}
+		e.SealedSecret = sealed
+		nv, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		swapped = true
+		return enr.Put([]byte(user), nv)
+	})
+	if err != nil {
+		return false, err
+	}
+	return swapped, nil
 }
 
 // UseRecoveryCode consumes one recovery code hash in one transaction and

@@ -150,6 +150,28 @@ end
 return -1
 `)
 
+// replaceSealedScript: KEYS[1] = enrollment (JSON). ARGV = old sealed
+// secret, new sealed secret (both base64, as in the JSON).
+// Sets the enrollment's sealed_secret to ARGV[2] if it is ARGV[1]
+// (returns 1), else returns 0; -1 if there is no enrollment. The other
+// fields are decoded and encoded again by cjson, which Go reads the same.
+var replaceSealedScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+	return -1
+end
+local ok, e = pcall(cjson.decode, v)
+if not ok or type(e) ~= 'table' then
+	return redis.error_reply('ERR malformed enrollment')
+end
+if e['sealed_secret'] ~= ARGV[1] then
+	return 0
+end
+e['sealed_secret'] = ARGV[2]
+redis.call('SET', KEYS[1], cjson.encode(e), 'KEEPTTL')
+return 1
+`)
+
 // getEnrollmentScript: KEYS = enrollment, recovery codes.
 // Returns {enrollment, number of recovery codes}, or nil.
 var getEnrollmentScript = redis.NewScript(`

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -278,6 +279,31 @@ func (s *Store) SetRecoveryCodes(ctx context.Context, realm, user string, recove
 		return sessions.ErrNotFound
 	}
 	return nil
+}
+
+// ReplaceSealedSecret swaps the enrollment's sealed secret in one script
+// if it still holds old, or returns sessions.ErrNotFound if the user is
+// not enrolled.
+func (s *Store) ReplaceSealedSecret(ctx context.Context, realm, user string, old, sealed []byte) (bool, error) {
+	const op = "replacing sealed secret"
+	switch {
+	case realm == "":
+		return false, emptyName(op, "realm")
+	case user == "":
+		return false, emptyName(op, "user")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	// The enrollment is JSON, where []byte is standard base64.
+	n, err := replaceSealedScript.Run(ctx, s.rdb, []string{s.keys.user(realm, user, sufEnrollment)},
+		base64.StdEncoding.EncodeToString(old), base64.StdEncoding.EncodeToString(sealed)).Int()
+	if err != nil {
+		return false, fail(op, err)
+	}
+	if n < 0 {
+		return false, sessions.ErrNotFound
+	}
+	return n == 1, nil
 }
 
 // UseRecoveryCode removes one recovery code hash atomically (SREM) and

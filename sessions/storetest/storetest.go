@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) sessions.Store) {
 	}{
 		{"Enrollment", enrollmentTests},
 		{"RecoveryCodes", recoveryTests},
+		{"ReplaceSealedSecret", resealTests},
 		{"AcceptStep", stepTests},
 		{"ResetUser", resetTests},
 		{"PendingEnrollment", pendingTests},

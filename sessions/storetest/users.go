@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -474,5 +476,97 @@ var attemptTests = []test{
 			}
 		}
 		wantAttempts(t, s, "r", "alice", t0, sessions.Attempts{Failures: concurrency, WindowEnds: t0.Add(lim.Window)})
+	}},
+}
+
+var resealTests = []test{
+	{"Swaps", func(t *testing.T, s sessions.Store) {
+		e := newEnrollment("alice")
+		enroll(t, s, "r", "alice", e, "h1", "h2")
+		sealed := []byte("resealed\x00\xfe/+=alice")
+		swapped, err := s.ReplaceSealedSecret(t.Context(), "r", "alice", e.SealedSecret, sealed)
+		ok(t, err, "ReplaceSealedSecret")
+		if !swapped {
+			t.Fatal("ReplaceSealedSecret with the stored bytes did not swap")
+		}
+		// Only the sealed secret changed: parameters, creation time and
+		// recovery codes are as they were.
+		want := e
+		want.SealedSecret, want.RecoveryCodes = sealed, 2
+		wantEnrollment(t, s, "r", "alice", want)
+		got, err := s.Enrollment(t.Context(), "r", "alice")
+		ok(t, err, "Enrollment")
+		if got.Algorithm != e.Algorithm || got.Digits != e.Digits || got.Period != e.Period || !got.Created.Equal(e.Created) {
+			t.Fatalf("ReplaceSealedSecret changed the enrollment: %+v, want %+v", got, want)
+		}
+		useCode(t, s, "r", "alice", "h2", 1)
+	}},
+	{"Stale", func(t *testing.T, s sessions.Store) {
+		e := newEnrollment("alice")
+		enroll(t, s, "r", "alice", e, "h1")
+		for name, old := range map[string][]byte{
+			"other bytes": []byte("sealed\x00\xffbob"),
+			"prefix":      e.SealedSecret[:len(e.SealedSecret)-1],
+			"empty":       nil,
+		} {
+			swapped, err := s.ReplaceSealedSecret(t.Context(), "r", "alice", old, []byte("new"))
+			ok(t, err, "ReplaceSealedSecret "+name)
+			if swapped {
+				t.Fatalf("ReplaceSealedSecret with %s swapped", name)
+			}
+		}
+		e.RecoveryCodes = 1
+		wantEnrollment(t, s, "r", "alice", e)
+		// Another user's or realm's enrollment is not touched.
+		enroll(t, s, "r2", "alice", newEnrollment("x"), "h1")
+		_, err := s.ReplaceSealedSecret(t.Context(), "r2", "alice", e.SealedSecret, []byte("new"))
+		ok(t, err, "ReplaceSealedSecret in another realm")
+		wantEnrollment(t, s, "r", "alice", e)
+	}},
+	{"NotEnrolled", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		_, err := s.ReplaceSealedSecret(ctx, "r", "alice", []byte("a"), []byte("b"))
+		notFound(t, err, "ReplaceSealedSecret for a user not enrolled")
+		_, err = s.Enrollment(ctx, "r", "alice")
+		notFound(t, err, "Enrollment after a refused ReplaceSealedSecret")
+	}},
+	{"AfterReset", func(t *testing.T, s sessions.Store) {
+		// A re-seal computed from the old enrollment must not overwrite a
+		// new one made after a reset.
+		ctx := t.Context()
+		old := newEnrollment("first")
+		enroll(t, s, "r", "alice", old)
+		ok(t, s.ResetUser(ctx, "r", "alice"), "ResetUser")
+		e := newEnrollment("second")
+		enroll(t, s, "r", "alice", e)
+		swapped, err := s.ReplaceSealedSecret(ctx, "r", "alice", old.SealedSecret, []byte("resealed first"))
+		ok(t, err, "ReplaceSealedSecret")
+		if swapped {
+			t.Fatal("ReplaceSealedSecret overwrote a newer enrollment")
+		}
+		wantEnrollment(t, s, "r", "alice", e)
+	}},
+	{"Concurrent", func(t *testing.T, s sessions.Store) {
+		e := newEnrollment("alice")
+		enroll(t, s, "r", "alice", e)
+		var mu sync.Mutex
+		var winners []int
+		race(concurrency, func(i int) {
+			swapped, err := s.ReplaceSealedSecret(context.Background(), "r", "alice", e.SealedSecret, fmt.Appendf(nil, "resealed-%d", i))
+			if err != nil {
+				t.Errorf("ReplaceSealedSecret: %v", err)
+				return
+			}
+			if swapped {
+				mu.Lock()
+				winners = append(winners, i)
+				mu.Unlock()
+			}
+		})
+		if len(winners) != 1 {
+			t.Fatalf("%d concurrent swaps from the same bytes succeeded, want 1", len(winners))
+		}
+		e.SealedSecret = fmt.Appendf(nil, "resealed-%d", winners[0])
+		wantEnrollment(t, s, "r", "alice", e)
 	}},
 }
