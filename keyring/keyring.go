@@ -107,6 +107,33 @@ func (k *Keys) Open(realm, user string, sealed []byte) ([]byte, error) {
 	return pt, nil
 }
 
+// Ring is the keys of the current secret and of the previous secrets
+// still accepted while the secret is being rotated. Everything is made
+// with Current; what Current does not verify or open is tried with
+// Previous, in order.
+type Ring struct {
+	// Current is derived from the secret in use.
+	Current *Keys
+	// Previous are derived from the secrets being retired.
+	Previous []*Keys
+}
+
+// Open decrypts what Seal made for realm and user with the current keys
+// or, failing that, with a previous secret's; current reports whether the
+// current keys opened it (if not, the caller should seal it again).
+// ErrOpen if no key opens it.
+func (r *Ring) Open(realm, user string, sealed []byte) (plaintext []byte, current bool, err error) {
+	if pt, err := r.Current.Open(realm, user, sealed); err == nil {
+		return pt, true, nil
+	}
+	for _, k := range r.Previous {
+		if pt, err := k.Open(realm, user, sealed); err == nil {
+			return pt, false, nil
+		}
+	}
+	return nil, false, ErrOpen
+}
+
 // DeviceKey is the store key of a trusted device: a keyed hash of the
 // device cookie's random token, so the store never holds the token itself.
 func (k *Keys) DeviceKey(token []byte) string {

@@ -112,3 +112,57 @@ func TestDeviceKey(t *testing.T) {
 		t.Fatalf("DeviceKey: %q %q", a, b)
 	}
 }
+
+// TestRingOpen: a ring opens what its current or a previous secret sealed,
+// says which, and refuses what none of them sealed.
+func TestRingOpen(t *testing.T) {
+	derive := func(s string) *Keys {
+		k, err := Derive([]byte(s + "-0123456789abcdef0123456789abcdef"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	a, b, c := derive("a"), derive("b"), derive("c")
+	ring := &Ring{Current: b, Previous: []*Keys{a}}
+	for _, tc := range []struct {
+		name    string
+		by      *Keys
+		current bool
+		opens   bool
+	}{
+		{"current", b, true, true},
+		{"previous", a, false, true},
+		{"unlisted", c, false, false},
+	} {
+		sealed, err := tc.by.Seal("realm", "alice", []byte("totp secret"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pt, current, err := ring.Open("realm", "alice", sealed)
+		if !tc.opens {
+			if err != ErrOpen || pt != nil {
+				t.Errorf("%s: Open = %q, %v; want ErrOpen", tc.name, pt, err)
+			}
+			continue
+		}
+		if err != nil || string(pt) != "totp secret" || current != tc.current {
+			t.Errorf("%s: Open = %q, current %v, %v; want the secret, current %v", tc.name, pt, current, err, tc.current)
+		}
+		// Bound to realm and user under every key.
+		if _, _, err := ring.Open("realm", "bob", sealed); err != ErrOpen {
+			t.Errorf("%s: another user's record opened: %v", tc.name, err)
+		}
+	}
+	// Without previous keys, what the old secret sealed is unreadable.
+	if _, _, err := (&Ring{Current: b}).Open("realm", "alice", must(a.Seal("realm", "alice", []byte("x")))); err != ErrOpen {
+		t.Errorf("a ring without previous keys opened an old record: %v", err)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
