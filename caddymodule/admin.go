@@ -45,6 +45,7 @@ const (
 //	POST /two-factor/realms/<realm>/users/<user>/revoke       end sessions and trusted devices, keep the enrollment
 //	POST /two-factor/realms/<realm>/users/<user>/unlock       clear a lockout
 //	POST /two-factor/realms/<realm>/users/<user>/invite       {"expires_in":"72h"} (optional): a one-time enrollment link
+//	POST /two-factor/realms/<realm>/rekey                     re-seal every enrollment under the current secret
 //
 // Realm and user are URL path segments, percent-encoded where needed (a
 // user "a/b" is a%2Fb). The API is only as reachable as Caddy's admin
@@ -123,15 +124,23 @@ func (a *adminAPI) handleAPIEndpoints(w http.ResponseWriter, r *http.Request) er
 		}
 		return writeAdminJSON(w, http.StatusOK, append([]string{}, Realms()...))
 	case 3:
-		if parts[2] != "users" {
+		method := http.MethodGet
+		switch parts[2] {
+		case "users":
+		case "rekey":
+			method = http.MethodPost
+		default:
 			return notFound(r)
 		}
-		if err := allow(w, r, http.MethodGet); err != nil {
+		if err := allow(w, r, method); err != nil {
 			return err
 		}
 		info, err := lookupRealm(parts[1])
 		if err != nil {
 			return err
+		}
+		if parts[2] == "rekey" {
+			return a.handleRekey(w, r, parts[1], info)
 		}
 		return a.handleUsers(w, r, parts[1], info)
 	case 4, 5:
@@ -425,6 +434,103 @@ func (a *adminAPI) handleInvite(w http.ResponseWriter, r *http.Request, tg admin
 	// admin and nowhere else (never into the log).
 	a.audit(r, tg, "invite", zap.Time("expires", expires))
 	return writeAdminJSON(w, http.StatusOK, userAction{Realm: tg.realm, User: tg.user, Action: "invite", URL: link, Expires: expires})
+}
+
+// rekeyResult is the answer to a rekey: how many enrollments were sealed
+// again under the current secret, how many already were, and which ones
+// no listed secret opens (kept as they are, never deleted).
+type rekeyResult struct {
+	Realm           string   `json:"realm"`
+	Rekeyed         int      `json:"rekeyed"`
+	AlreadyCurrent  int      `json:"already_current"`
+	Unreadable      int      `json:"unreadable"`
+	UnreadableUsers []string `json:"unreadable_users,omitempty"`
+}
+
+// handleRekey seals every enrollment of the realm with the current
+// secret's key, so that previous_secrets is no longer needed to read
+// them. Each swap is a compare-and-set: an enrollment reset or re-sealed
+// meanwhile is read again, never overwritten.
+func (a *adminAPI) handleRekey(w http.ResponseWriter, r *http.Request, realm string, info RealmInfo) error {
+	tg := adminTarget{realm: realm, info: info}
+	if err := a.prepare(r, tg, false, nil); err != nil {
+		return err
+	}
+	if info.ring == nil {
+		return apiError(http.StatusServiceUnavailable, fmt.Errorf("realm %q has no keys", realm))
+	}
+	ctx := r.Context()
+	users, err := info.Store.Users(ctx, realm)
+	if err != nil {
+		return a.failed(r, tg, "rekey", err)
+	}
+	res := rekeyResult{Realm: realm}
+	for _, u := range users {
+		outcome, err := rekeyUser(ctx, info, realm, u)
+		if err != nil {
+			return a.failed(r, tg, "rekey", err)
+		}
+		switch outcome {
+		case rekeyDone:
+			res.Rekeyed++
+		case rekeyCurrent:
+			res.AlreadyCurrent++
+		case rekeyUnreadable:
+			res.Unreadable++
+			res.UnreadableUsers = append(res.UnreadableUsers, u)
+		}
+	}
+	a.audit(r, tg, "rekey", zap.Int("rekeyed", res.Rekeyed), zap.Int("already_current", res.AlreadyCurrent), zap.Int("unreadable", res.Unreadable))
+	return writeAdminJSON(w, http.StatusOK, res)
+}
+
+// Outcomes of rekeyUser.
+const (
+	rekeyNone       = iota // no enrollment (a profile only)
+	rekeyDone              // sealed again under the current key
+	rekeyCurrent           // already under the current key
+	rekeyUnreadable        // no listed key opens it
+)
+
+// rekeyUser seals user's enrollment under the current key if a previous
+// one sealed it.
+func rekeyUser(ctx context.Context, info RealmInfo, realm, user string) (int, error) {
+	// A lost compare-and-set means the enrollment changed meanwhile (a
+	// verification re-sealed it, or a reset): read it again. Bounded, in
+	// case it keeps changing.
+	for range 3 {
+		e, err := info.Store.Enrollment(ctx, realm, user)
+		if errors.Is(err, sessions.ErrNotFound) {
+			return rekeyNone, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		secret, current, err := info.ring.Open(realm, user, e.SealedSecret)
+		if err != nil {
+			return rekeyUnreadable, nil
+		}
+		if current {
+			clear(secret)
+			return rekeyCurrent, nil
+		}
+		sealed, err := info.ring.Current.Seal(realm, user, secret)
+		clear(secret)
+		if err != nil {
+			return 0, err
+		}
+		swapped, err := info.Store.ReplaceSealedSecret(ctx, realm, user, e.SealedSecret, sealed)
+		if errors.Is(err, sessions.ErrNotFound) {
+			return rekeyNone, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		if swapped {
+			return rekeyDone, nil
+		}
+	}
+	return 0, fmt.Errorf("enrollment of %q kept changing while being re-sealed; try again", user)
 }
 
 // prepare reads the optional JSON body into body (nil: the action takes

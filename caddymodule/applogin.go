@@ -21,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-2fa/caddy-2fa/keyring"
 	"github.com/caddy-2fa/caddy-2fa/sessions"
 )
 
@@ -126,7 +127,13 @@ func (h *Handler) appCookies(r *http.Request) (names, values []string) {
 // bindingID is the store ID of the binding of an application cookie value:
 // a keyed hash, so the store never holds a usable application session.
 func (h *Handler) bindingID(cookieValue string) string {
-	m := hmac.New(sha256.New, h.keys.DeviceID)
+	return bindingIDWith(h.keys, cookieValue)
+}
+
+// bindingIDWith is bindingID under the keys k (a previous secret's, when
+// looking for a binding made before the secret was rotated).
+func bindingIDWith(k *keyring.Keys, cookieValue string) string {
+	m := hmac.New(sha256.New, k.DeviceID)
 	m.Write([]byte("app-session\x00"))
 	m.Write([]byte(cookieValue))
 	return bindingPrefix + hex.EncodeToString(m.Sum(nil))
@@ -141,7 +148,9 @@ func (h *Handler) binding(r *http.Request, t time.Time) (id string, b sessions.S
 		id := h.bindingID(v)
 		b, err := h.store.Session(r.Context(), h.Realm, id)
 		if errors.Is(err, sessions.ErrNotFound) {
-			continue
+			if b, err = h.moveBinding(r, v, id); errors.Is(err, sessions.ErrNotFound) {
+				continue
+			}
 		}
 		if err != nil {
 			return "", b, true, false, err
@@ -152,6 +161,28 @@ func (h *Handler) binding(r *http.Request, t time.Time) (id string, b sessions.S
 		return id, b, true, true, nil
 	}
 	return "", sessions.Session{}, len(values) > 0, false, nil
+}
+
+// moveBinding looks for the binding of cookieValue under the previous
+// secrets' keys and, when it finds one, moves it to id (its ID under the
+// current key): put new, then delete old. sessions.ErrNotFound if there
+// is none.
+func (h *Handler) moveBinding(r *http.Request, cookieValue, id string) (sessions.Session, error) {
+	for _, k := range h.ring.Previous {
+		oldID := bindingIDWith(k, cookieValue)
+		b, err := h.store.Session(r.Context(), h.Realm, oldID)
+		if errors.Is(err, sessions.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return b, err
+		}
+		if err := h.store.PutSession(r.Context(), h.Realm, id, b); err != nil {
+			return b, err
+		}
+		return b, h.store.DeleteSession(r.Context(), h.Realm, oldID)
+	}
+	return sessions.Session{}, sessions.ErrNotFound
 }
 
 // serveAppLogin is ServeHTTP for identity source B.
@@ -189,7 +220,7 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 		return h.unknownAppSession(w, r)
 	}
 	user := b.User
-	s, ok, err := h.verifiedSession(r, user, t)
+	s, ok, err := h.verifiedSession(w, r, user, t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
@@ -328,7 +359,7 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	// session of the same user): the new application session is verified
 	// at once.
 	method := ""
-	if s, ok, err := h.verifiedSession(r, user, t); err != nil {
+	if s, ok, err := h.verifiedSession(w, r, user, t); err != nil {
 		return h.unavailable(w, r, err)
 	} else if ok {
 		method = s.Method

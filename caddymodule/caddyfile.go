@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/text/language"
 
+	"github.com/caddy-2fa/caddy-2fa/keyring"
 	"github.com/caddy-2fa/caddy-2fa/templates"
 )
 
@@ -48,6 +49,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    issuer         <name>               # default: the request's host
 //	    realm          <name>               # default "default"
 //	    secret         <value>              # >= 32 bytes; default: generated, kept in Caddy's data dir
+//	    previous_secrets <value>...         # old secrets still accepted while rotating; needs secret
 //	    store          file [<path>]        # default: a file in Caddy's data dir
 //	    store          redis [<url>...] [{  # several Caddy instances sharing one Redis
 //	        addrs        <host:port>...
@@ -296,6 +298,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Enrollment = val
 
+		case "previous_secrets":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("previous_secrets: expected at least one old secret")
+			}
+			if d.NextBlock(d.Nesting()) {
+				return d.Errf("previous_secrets: takes no block")
+			}
+			for i, v := range args {
+				// Lengths of placeholders are checked at load.
+				if !strings.Contains(v, "{") && len(v) < keyring.MinSecretLen {
+					return d.Errf("previous_secrets: value %d must be at least %d bytes, got %d", i+1, keyring.MinSecretLen, len(v))
+				}
+			}
+			h.PreviousSecrets = args
+
 		case "grace":
 			val, err := oneArg(d, opt)
 			if err != nil {
@@ -313,6 +331,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if langErr != nil && h.Templates == "" {
 		return langErr
+	}
+	if seen["previous_secrets"] && !seen["secret"] {
+		return d.Errf("previous_secrets: needs secret (the new value) in the same block")
 	}
 	if h.AppLogin != nil && seen["user"] {
 		return d.Errf("app_login: cannot be combined with user (the user comes from the application's login)")

@@ -139,6 +139,10 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two_factor {\n logo http://cdn.example.com/logo.png\n}", `logo: "http://cdn.example.com/logo.png": use https://`},
 		{"two_factor {\n logo logo.png\n}", `logo: "logo.png" is not an https:// URL, a path on this site (/static/logo.svg) or a file (file:/etc/caddy/logo.svg)`},
 		{"two_factor {\n logo\n}", "logo: expected exactly one value, got 0"},
+		{"two_factor {\n secret " + rotA + "\n previous_secrets\n}", "previous_secrets: expected at least one old secret"},
+		{"two_factor {\n secret " + rotA + "\n previous_secrets too-short\n}", "previous_secrets: value 1 must be at least 32 bytes, got 9"},
+		{"two_factor {\n previous_secrets " + rotA + "\n}", "previous_secrets: needs secret (the new value) in the same block"},
+		{"two_factor {\n secret " + rotB + "\n previous_secrets " + rotA + " {\n x\n }\n}", "previous_secrets: takes no block"},
 	} {
 		t.Run(tc.input, func(t *testing.T) {
 			var h Handler
@@ -178,6 +182,11 @@ func TestLoadErrors(t *testing.T) {
 		{Handler{Logo: "ftp://example.com/logo.png"}, `logo: "ftp://example.com/logo.png" is not an https:// URL`},
 		{Handler{Accent: "#777"}, "accent: #777777 reaches a contrast of only 4.48:1"},
 		{Handler{Accent: "red"}, `accent: "red" is not a hex colour`},
+		{Handler{PreviousSecrets: []string{rotA}}, "previous_secrets: needs secret to be set explicitly"},
+		{Handler{Secret: rotB, PreviousSecrets: []string{"short"}}, "previous_secrets: value 1 must be at least 32 bytes, got 5"},
+		{Handler{Secret: rotB, PreviousSecrets: []string{rotA, "{env.CADDY_2FA_TEST_UNSET_VARIABLE}"}}, `previous_secrets: value 2 ("{env.CADDY_2FA_TEST_UNSET_VARIABLE}") resolved to an empty value`},
+		{Handler{Secret: rotB, PreviousSecrets: []string{rotB}}, "previous_secrets: value 1 is the current secret"},
+		{Handler{Secret: rotB, PreviousSecrets: []string{rotA, rotA}}, "previous_secrets: value 2 is listed twice"},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: t.Context()})
 		h := tc.h

@@ -22,7 +22,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "two-factor",
-		Usage: "<list|status|reset|disable|revoke|unlock|invite> [<user>] [--realm <name>] [--json] [--address <listen>]",
+		Usage: "<list|status|reset|disable|revoke|unlock|invite|rekey> [<user>] [--realm <name>] [--json] [--address <listen>]",
 		Short: "Manages two-factor users of the running Caddy",
 		Long: `
 Lists and manages the users of the two_factor handler through the admin API
@@ -42,6 +42,9 @@ with the file store and with Redis).
   invite  <user> [--expires <dur>]
                                 make a one-time enrollment link (for
                                 "enrollment invite"; default validity 72h)
+  rekey                         re-encrypt every enrollment with the current
+                                secret (after rotating it: see previous_secrets);
+                                reports enrollments no listed secret opens
 
 Every command takes --realm (default "default") and --json (print the admin
 API's JSON answer instead of a table). Durations are like 30m, 24h or 7d.
@@ -78,6 +81,7 @@ func twoFactorCobra(cmd *cobra.Command) {
 			flags: func(c *cobra.Command) {
 				c.Flags().String("expires", "", "How long the link stays valid, e.g. 72h or 7d (default 72h; at most 30d)")
 			}},
+		{name: "rekey", use: "rekey", short: "Re-encrypts the realm's enrollments with the current secret"},
 	}
 	for _, s := range subs {
 		c := &cobra.Command{Use: s.use, Short: s.short}
@@ -139,6 +143,20 @@ func cmdTwoFactor(action string, fl caddycmd.Flags, stdout io.Writer) (int, erro
 func runTwoFactor(action string, args []string, o cliOptions, stdout io.Writer) error {
 	if o.realm == "" {
 		return errors.New("--realm must not be empty")
+	}
+	if action == "rekey" {
+		body, err := adminCall(o.address, http.MethodPost, "/two-factor/realms/"+url.PathEscape(o.realm)+"/rekey", nil)
+		if err != nil {
+			return err
+		}
+		if o.json {
+			return writeRaw(stdout, body)
+		}
+		var res rekeyResult
+		if err := json.Unmarshal(body, &res); err != nil {
+			return fmt.Errorf("decoding the admin API's answer: %v", err)
+		}
+		return printRekey(stdout, res)
 	}
 	base := "/two-factor/realms/" + url.PathEscape(o.realm) + "/users"
 	if action == "list" {
@@ -371,6 +389,23 @@ func printAction(w io.Writer, res userAction) error {
 	default:
 		_, err = fmt.Fprintf(w, "%s: %s\n", res.Action, who)
 	}
+	return err
+}
+
+func printRekey(w io.Writer, res rekeyResult) error {
+	if _, err := fmt.Fprintf(w, "Realm %q: re-encrypted %s with the current secret; %s already were.\n",
+		res.Realm, plural(res.Rekeyed, "enrollment"), strconv.Itoa(res.AlreadyCurrent)); err != nil {
+		return err
+	}
+	if res.Unreadable == 0 {
+		return nil
+	}
+	names := make([]string, len(res.UnreadableUsers))
+	for i, u := range res.UnreadableUsers {
+		names[i] = cell(u)
+	}
+	_, err := fmt.Fprintf(w, "%s no listed secret opens (kept as they are; list their secret in previous_secrets, or reset these users): %s\n",
+		plural(res.Unreadable, "enrollment"), strings.Join(names, ", "))
 	return err
 }
 

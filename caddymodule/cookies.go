@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gorilla/securecookie"
 )
 
 // Cookie base names. On HTTPS the names carry the __Host- prefix, which
@@ -30,28 +32,54 @@ func (h *Handler) cookieName(r *http.Request, base string) string {
 }
 
 // readCookie decodes the signed value of cookie base, or returns nil when
-// it is missing, tampered with, expired or made with another key. A value
-// that verified within the last verifiedCookieTTL is taken from
-// verifiedCookies without checking its MAC again.
+// it is missing, tampered with, expired or made with a key neither secret
+// nor previous_secrets gives.
 func (h *Handler) readCookie(r *http.Request, base string) []byte {
+	raw, _ := h.readCookieKey(r, base)
+	return raw
+}
+
+// readCookieKey is readCookie that also reports whether the value
+// verified only under a previous secret's key, so that the caller can
+// re-issue it under the current one. The current key is tried first: a
+// cookie it verifies costs what it did before rotation existed.
+func (h *Handler) readCookieKey(r *http.Request, base string) (raw []byte, old bool) {
 	c, err := r.Cookie(h.cookieName(r, base))
 	if err != nil || c.Value == "" {
-		return nil
+		return nil, false
 	}
-	codec := h.codec(base)
-	k := verifiedCookieKey{codec: codec, name: base + h.cookieSuffix, value: c.Value}
+	name := base + h.cookieSuffix
+	if raw, ok := verifyCookie(h.codec(base), name, c.Value); ok {
+		return raw, false
+	}
+	for _, codec := range h.prevCodecs[codecIndex(base)] {
+		if raw, ok := verifyCookie(codec, name, c.Value); ok {
+			return raw, true
+		}
+	}
+	return nil, false
+}
+
+// verifyCookie decodes value with codec. A value that verified with the
+// same codec within the last verifiedCookieTTL is taken from
+// verifiedCookies without checking its MAC again. The memory is keyed by
+// the codec object, and every config load makes new codecs, so a value
+// accepted under a previous secret is never taken as verified once a
+// reload stops listing that secret.
+func verifyCookie(codec *securecookie.SecureCookie, name, value string) ([]byte, bool) {
+	k := verifiedCookieKey{codec: codec, name: name, value: value}
 	t := time.Now()
 	verifiedCookies.RLock()
 	e, ok := verifiedCookies.m[k]
 	verifiedCookies.RUnlock()
 	if ok {
 		if age := t.Sub(e.at); age >= 0 && age < verifiedCookieTTL {
-			return []byte(e.raw)
+			return []byte(e.raw), true
 		}
 	}
 	var raw []byte
-	if err := codec.Decode(k.name, c.Value, &raw); err != nil {
-		return nil
+	if err := codec.Decode(name, value, &raw); err != nil {
+		return nil, false
 	}
 	verifiedCookies.Lock()
 	if len(verifiedCookies.m) >= verifiedCookiesMax {
@@ -59,7 +87,7 @@ func (h *Handler) readCookie(r *http.Request, base string) []byte {
 	}
 	verifiedCookies.m[k] = verifiedCookie{raw: string(raw), at: t}
 	verifiedCookies.Unlock()
-	return raw
+	return raw, true
 }
 
 // verifiedCookieTTL is how long a cookie value whose signature and age
@@ -123,10 +151,8 @@ func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request, base strin
 	})
 }
 
-func (h *Handler) codec(base string) interface {
-	Encode(string, any) (string, error)
-	Decode(string, string, any) error
-} {
+// codec is the current codec of cookie base.
+func (h *Handler) codec(base string) *securecookie.SecureCookie {
 	switch base {
 	case sessionCookie:
 		return h.sessionCodec
@@ -134,6 +160,19 @@ func (h *Handler) codec(base string) interface {
 		return h.deviceCodec
 	default:
 		return h.csrfCodec
+	}
+}
+
+// codecIndex is the index in prevCodecs of cookie base's codecs (the
+// other gate cookies share the CSRF cookie's key, as in codec).
+func codecIndex(base string) int {
+	switch base {
+	case sessionCookie:
+		return 0
+	case deviceCookie:
+		return 1
+	default:
+		return 2
 	}
 }
 

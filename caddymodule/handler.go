@@ -126,8 +126,25 @@ type Handler struct {
 	// secret. Default with the file store: 48 random bytes generated once
 	// and kept in Caddy's data directory (two_factor/secret, mode 0600).
 	// Changing it signs everyone out and makes stored enrollments
-	// unreadable.
+	// unreadable, unless the old value is kept in PreviousSecrets for a
+	// while (README: Rotating the secret).
 	Secret string `json:"secret,omitempty"`
+
+	// PreviousSecrets are earlier values of Secret (each at least 32
+	// bytes, placeholders resolved at load like Secret's) that are still
+	// accepted for reading while the secret is rotated: cookies they
+	// signed still verify and are re-issued under Secret, trusted devices
+	// and app_login bindings stored under them are moved to Secret's keys
+	// when next used, TOTP secrets they encrypted still open and are
+	// re-encrypted after the next successful code (or all at once with
+	// "caddy two-factor rekey"), and recovery codes issued under them keep
+	// working (they cannot be re-hashed without the codes; new ones are
+	// made under Secret). Everything is written with Secret. Needs Secret
+	// to be set explicitly. Remove an old value once session_ttl and
+	// trust_device have passed since the switch, rekey reported nothing
+	// unreadable, and its recovery codes are no longer needed. Default:
+	// none.
+	PreviousSecrets []string `json:"previous_secrets,omitempty"`
 
 	// Store is where enrollments and sessions are kept. Default: the
 	// embedded file store in Caddy's data directory.
@@ -211,7 +228,8 @@ type Handler struct {
 
 	store    sessions.Store
 	storeKey string
-	keys     *keyring.Keys
+	keys     *keyring.Keys // ring.Current
+	ring     *keyring.Ring
 	pages    *templates.Set
 	lang     string // the catalog language Lang resolved to; "" follows the browser
 	params   challenge.Params
@@ -230,6 +248,10 @@ type Handler struct {
 	sessionCodec *securecookie.SecureCookie
 	deviceCodec  *securecookie.SecureCookie
 	csrfCodec    *securecookie.SecureCookie
+	// prevCodecs are the codecs of PreviousSecrets, tried in order when
+	// the current codec does not verify a cookie; one slice per codec
+	// above (session, device, csrf).
+	prevCodecs   [3][]*securecookie.SecureCookie
 	cookieSuffix string
 }
 
@@ -380,10 +402,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("secret: %v", err)
 	}
+	h.ring = &keyring.Ring{Current: h.keys}
+	if err := h.provisionPreviousSecrets(repl, secret); err != nil {
+		return err
+	}
 
 	h.sessionCodec = newCodec(h.keys.SessionMAC, time.Duration(h.SessionTTL))
 	h.deviceCodec = newCodec(h.keys.DeviceMAC, h.trust)
 	h.csrfCodec = newCodec(h.keys.CSRFMAC, csrfTTL)
+	for _, k := range h.ring.Previous {
+		h.prevCodecs[0] = append(h.prevCodecs[0], newCodec(k.SessionMAC, time.Duration(h.SessionTTL)))
+		h.prevCodecs[1] = append(h.prevCodecs[1], newCodec(k.DeviceMAC, h.trust))
+		h.prevCodecs[2] = append(h.prevCodecs[2], newCodec(k.CSRFMAC, csrfTTL))
+	}
 	h.cop = http.NewCrossOriginProtection()
 
 	if h.pages, err = templates.Load(templates.Options{Dir: h.Templates, Logo: h.Logo, Accent: h.Accent}); err != nil {
@@ -403,6 +434,38 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.store = newCachedStore(instrumentStore(h.store))
 	registerMetrics(ctx)
 	registerRealm(h)
+	return nil
+}
+
+// provisionPreviousSecrets resolves PreviousSecrets and derives their keys
+// into h.ring. secret is the resolved current secret.
+func (h *Handler) provisionPreviousSecrets(repl *caddy.Replacer, secret string) error {
+	if len(h.PreviousSecrets) == 0 {
+		return nil
+	}
+	if h.Secret == "" {
+		return fmt.Errorf("previous_secrets: needs secret to be set explicitly (the generated secret cannot be rotated this way)")
+	}
+	seen := map[string]bool{secret: true}
+	for i, p := range h.PreviousSecrets {
+		v := repl.ReplaceKnown(p, "")
+		switch {
+		case v == "":
+			return fmt.Errorf("previous_secrets: value %d (%q) resolved to an empty value", i+1, p)
+		case len(v) < keyring.MinSecretLen:
+			return fmt.Errorf("previous_secrets: value %d must be at least %d bytes, got %d", i+1, keyring.MinSecretLen, len(v))
+		case v == secret:
+			return fmt.Errorf("previous_secrets: value %d is the current secret (list only the old values)", i+1)
+		case seen[v]:
+			return fmt.Errorf("previous_secrets: value %d is listed twice", i+1)
+		}
+		seen[v] = true
+		k, err := keyring.Derive([]byte(v))
+		if err != nil {
+			return fmt.Errorf("previous_secrets: value %d: %v", i+1, err)
+		}
+		h.ring.Previous = append(h.ring.Previous, k)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -127,7 +128,7 @@ func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd str
 	var secret []byte
 	p, err := h.store.PendingEnrollment(ctx, h.Realm, user)
 	if err == nil && t.Before(p.Expires) {
-		secret, err = h.keys.Open(h.Realm, user, p.SealedSecret)
+		secret, _, err = h.ring.Open(h.Realm, user, p.SealedSecret)
 		if err != nil {
 			secret = nil // sealed under an older secret: start afresh
 		}
@@ -214,6 +215,18 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 	}
 	params := challenge.DefaultParams()
 	e := sessions.Enrollment{SealedSecret: p.SealedSecret, Algorithm: params.Algorithm, Digits: params.Digits, Period: params.Period, Created: t}
+	if len(h.ring.Previous) > 0 {
+		// Shown before the secret was rotated: enroll it sealed under
+		// the current key.
+		if secret, current, err := h.ring.Open(h.Realm, user, p.SealedSecret); err == nil && !current {
+			sealed, err := h.keys.Seal(h.Realm, user, secret)
+			clear(secret)
+			if err != nil {
+				return h.unavailable(w, r, err)
+			}
+			e.SealedSecret = sealed
+		}
+	}
 	ok, reason, err := h.checkTOTP(r, user, e, r.PostForm.Get("code"), t)
 	if err != nil {
 		return h.unavailable(w, r, err)
@@ -270,7 +283,7 @@ func (h *Handler) getChallenge(w http.ResponseWriter, r *http.Request, user, rd 
 		return h.unavailable(w, r, err)
 	}
 	t := now()
-	if _, ok, err := h.verifiedSession(r, user, t); err != nil {
+	if _, ok, err := h.verifiedSession(w, r, user, t); err != nil {
 		return h.unavailable(w, r, err)
 	} else if ok {
 		http.Redirect(w, r, rd, http.StatusSeeOther)
@@ -320,8 +333,7 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, user, rd
 			reason = "wrong_code"
 			break
 		}
-		hash := challenge.HashRecoveryCode(h.keys.RecoveryMAC, h.Realm, user, norm)
-		remaining, err = h.store.UseRecoveryCode(ctx, h.Realm, user, hash)
+		remaining, err = h.useRecoveryCode(ctx, user, norm)
 		switch {
 		case err == nil:
 			ok = true
@@ -358,6 +370,22 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, user, rd
 	}
 	http.Redirect(w, r, rd, http.StatusSeeOther)
 	return nil
+}
+
+// useRecoveryCode consumes the recovery code norm, hashed with the current
+// key or, for codes issued before the secret was rotated, with a previous
+// secret's (they cannot be re-hashed without the codes, so they keep
+// working while that secret is listed). sessions.ErrNotFound if no hash
+// matches an unused code.
+func (h *Handler) useRecoveryCode(ctx context.Context, user, norm string) (int, error) {
+	remaining, err := h.store.UseRecoveryCode(ctx, h.Realm, user, challenge.HashRecoveryCode(h.keys.RecoveryMAC, h.Realm, user, norm))
+	for _, k := range h.ring.Previous {
+		if !errors.Is(err, sessions.ErrNotFound) {
+			break
+		}
+		remaining, err = h.store.UseRecoveryCode(ctx, h.Realm, user, challenge.HashRecoveryCode(k.RecoveryMAC, h.Realm, user, norm))
+	}
+	return remaining, err
 }
 
 // failed counts a refused code and shows the page again with the reason,
@@ -410,7 +438,7 @@ func (h *Handler) trustThisDevice(w http.ResponseWriter, r *http.Request, user s
 		return err
 	}
 	if old := h.readCookie(r, deviceCookie); old != nil {
-		if err := h.store.DeleteDevice(r.Context(), h.Realm, h.keys.DeviceKey(old)); err != nil {
+		if err := h.deleteDevice(r.Context(), old); err != nil {
 			return err
 		}
 	}
@@ -435,7 +463,7 @@ func (h *Handler) postLogout(w http.ResponseWriter, r *http.Request, user string
 		}
 	}
 	if token := h.readCookie(r, deviceCookie); token != nil {
-		if err := h.store.DeleteDevice(ctx, h.Realm, h.keys.DeviceKey(token)); err != nil {
+		if err := h.deleteDevice(ctx, token); err != nil {
 			return h.unavailable(w, r, err)
 		}
 	}

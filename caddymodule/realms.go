@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddy-2fa/caddy-2fa/keyring"
 	"github.com/caddy-2fa/caddy-2fa/sessions"
 )
 
@@ -25,6 +26,10 @@ type RealmInfo struct {
 	PathPrefix string
 	// InviteTTL is how long invite links stay valid.
 	InviteTTL time.Duration
+
+	// ring is the realm's keys, for rekey. Unexported: keys never leave
+	// the package.
+	ring *keyring.Ring
 }
 
 var realms = struct {
@@ -68,7 +73,7 @@ func LookupRealm(realm string) (RealmInfo, bool) {
 		return RealmInfo{}, false
 	}
 	h := hs[len(hs)-1]
-	return RealmInfo{Store: h.store, PathPrefix: h.PathPrefix, InviteTTL: h.inviteTTL}, true
+	return RealmInfo{Store: h.store, PathPrefix: h.PathPrefix, InviteTTL: h.inviteTTL, ring: h.ring}, true
 }
 
 // Realms lists the realms of the running config, sorted.

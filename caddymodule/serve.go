@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -67,7 +68,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 
 	t := now()
-	s, ok, err := h.verifiedSession(r, user, t)
+	s, ok, err := h.verifiedSession(w, r, user, t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
@@ -104,9 +105,10 @@ func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 // verifiedSession returns the session of the browser's session cookie if
 // it is live and was verified for user. A missing, forged, expired or
 // other user's session is simply not a session; only a store failure is
-// an error.
-func (h *Handler) verifiedSession(r *http.Request, user string, t time.Time) (sessions.Session, bool, error) {
-	raw := h.readCookie(r, sessionCookie)
+// an error. A cookie signed under a previous secret is re-issued on w
+// under the current one, for what is left of the session.
+func (h *Handler) verifiedSession(w http.ResponseWriter, r *http.Request, user string, t time.Time) (sessions.Session, bool, error) {
+	raw, oldKey := h.readCookieKey(r, sessionCookie)
 	if raw == nil {
 		return sessions.Session{}, false, nil
 	}
@@ -136,18 +138,22 @@ func (h *Handler) verifiedSession(r *http.Request, user string, t time.Time) (se
 			}
 		}
 	}
+	if oldKey {
+		if err := h.setCookie(w, r, sessionCookie, raw, s.Expires.Sub(t)); err != nil {
+			return s, false, err
+		}
+	}
 	return s, true, nil
 }
 
 // trustedDevice starts a session if the browser carries a trusted-device
 // cookie that the store still knows, for this user, unexpired.
 func (h *Handler) trustedDevice(w http.ResponseWriter, r *http.Request, user string, t time.Time) (bool, error) {
-	token := h.readCookie(r, deviceCookie)
+	token, oldKey := h.readCookieKey(r, deviceCookie)
 	if token == nil {
 		return false, nil
 	}
-	key := h.keys.DeviceKey(token)
-	d, err := h.store.Device(r.Context(), h.Realm, key)
+	key, d, err := h.device(r.Context(), token)
 	if errors.Is(err, sessions.ErrNotFound) {
 		return false, nil
 	}
@@ -160,11 +166,69 @@ func (h *Handler) trustedDevice(w http.ResponseWriter, r *http.Request, user str
 	if err := h.store.TouchDevice(r.Context(), h.Realm, key, t); err != nil {
 		return false, err
 	}
+	if oldKey {
+		// Signed under a previous secret: the same token, under the
+		// current key, for what is left of the trust.
+		if err := h.setCookie(w, r, deviceCookie, token, d.Expires.Sub(t)); err != nil {
+			return false, err
+		}
+	}
 	if err := h.startSession(w, r, user, MethodTrustedDevice, t); err != nil {
 		return false, err
 	}
 	h.audit(r, "verify", user, MethodTrustedDevice, "success", "")
 	return true, nil
+}
+
+// device returns the trusted device of a device cookie's token and the key
+// it is stored under. A device stored under a previous secret's key is
+// moved to the current key first (put new, then delete old), so that old
+// keys can be retired.
+func (h *Handler) device(ctx context.Context, token []byte) (string, sessions.Device, error) {
+	key := h.keys.DeviceKey(token)
+	d, err := h.store.Device(ctx, h.Realm, key)
+	if !errors.Is(err, sessions.ErrNotFound) || len(h.ring.Previous) == 0 {
+		return key, d, err
+	}
+	for _, k := range h.ring.Previous {
+		oldKey := k.DeviceKey(token)
+		d, err := h.store.Device(ctx, h.Realm, oldKey)
+		if errors.Is(err, sessions.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", d, err
+		}
+		if err := h.store.PutDevice(ctx, h.Realm, key, d); err != nil {
+			return "", d, err
+		}
+		if err := h.store.DeleteDevice(ctx, h.Realm, oldKey); err != nil {
+			return "", d, err
+		}
+		return key, d, nil
+	}
+	return key, d, err
+}
+
+// deviceKeys are the store keys a device token may be stored under: the
+// current key's, then each previous secret's.
+func (h *Handler) deviceKeys(token []byte) []string {
+	keys := []string{h.keys.DeviceKey(token)}
+	for _, k := range h.ring.Previous {
+		keys = append(keys, k.DeviceKey(token))
+	}
+	return keys
+}
+
+// deleteDevice forgets the trusted device of token under every key it may
+// be stored under.
+func (h *Handler) deleteDevice(ctx context.Context, token []byte) error {
+	for _, key := range h.deviceKeys(token) {
+		if err := h.store.DeleteDevice(ctx, h.Realm, key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // serveOTPHeader checks a TOTP code sent by an API client in otp_header.
@@ -217,16 +281,42 @@ func (h *Handler) checkTOTP(r *http.Request, user string, e sessions.Enrollment,
 	if kind != challenge.KindTOTP {
 		return false, "bad_format", nil
 	}
-	secret, err := h.keys.Open(h.Realm, user, e.SealedSecret)
+	secret, current, err := h.ring.Open(h.Realm, user, e.SealedSecret)
 	if err != nil {
-		return false, "", errors.New("cannot decrypt the enrollment: was the secret changed?")
+		return false, "", errors.New("cannot decrypt the enrollment: was the secret changed? (list the old one in previous_secrets)")
 	}
+	defer clear(secret)
 	step, ok := challenge.VerifyTOTP(secret, digits, t, h.skew, p)
-	clear(secret)
 	if !ok {
 		return false, "wrong_code", nil
 	}
-	return h.claimStep(r, user, step, p)
+	ok, reason, err = h.claimStep(r, user, step, p)
+	if ok && !current {
+		h.reseal(r, user, e.SealedSecret, secret)
+	}
+	return ok, reason, err
+}
+
+// reseal encrypts the TOTP secret of an enrollment that only a previous
+// secret's key opened under the current key, unless the enrollment
+// changed meanwhile (compare-and-set on the old bytes). A failure is
+// logged, not answered: the code was right, and the next verification
+// (or "caddy two-factor rekey") tries again.
+func (h *Handler) reseal(r *http.Request, user string, old, secret []byte) {
+	sealed, err := h.keys.Seal(h.Realm, user, secret)
+	if err == nil {
+		_, err = h.store.ReplaceSealedSecret(r.Context(), h.Realm, user, old, sealed)
+	}
+	switch {
+	case err == nil:
+		if ce := h.logger.Check(zapcore.DebugLevel, "re-sealed a TOTP secret under the current key"); ce != nil {
+			ce.Write(zap.String("realm", h.Realm), zap.String("user", user))
+		}
+	case errors.Is(err, sessions.ErrNotFound):
+		// A pending enrollment being confirmed, or reset meanwhile.
+	default:
+		h.logger.Warn("re-sealing a TOTP secret under the current key", zap.String("realm", h.Realm), zap.String("user", user), zap.Error(err))
+	}
 }
 
 func (h *Handler) claimStep(r *http.Request, user string, step int64, p challenge.Params) (bool, string, error) {

@@ -44,7 +44,7 @@ func (h *Handler) serveSettings(w http.ResponseWriter, r *http.Request, user, rd
 		return h.postSettings(w, r, user, rd)
 	}
 	t := now()
-	st, ok, err := h.settingsSession(r, user, t)
+	st, ok, err := h.settingsSession(w, r, user, t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
@@ -71,7 +71,7 @@ type settingsState struct {
 
 // settingsSession loads the user's enrollment and this browser's verified
 // session; ok is false when either is missing.
-func (h *Handler) settingsSession(r *http.Request, user string, t time.Time) (st settingsState, ok bool, err error) {
+func (h *Handler) settingsSession(w http.ResponseWriter, r *http.Request, user string, t time.Time) (st settingsState, ok bool, err error) {
 	e, err := h.store.Enrollment(r.Context(), h.Realm, user)
 	if errors.Is(err, sessions.ErrNotFound) {
 		return st, false, nil
@@ -80,7 +80,7 @@ func (h *Handler) settingsSession(r *http.Request, user string, t time.Time) (st
 		return st, false, err
 	}
 	st.enrolled, st.e = true, e
-	s, ok, err := h.verifiedSession(r, user, t)
+	s, ok, err := h.verifiedSession(w, r, user, t)
 	if err != nil || !ok {
 		return st, false, err
 	}
@@ -101,9 +101,9 @@ func (h *Handler) settingsPage(w http.ResponseWriter, r *http.Request, user, rd 
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
-	current := ""
+	var current []string // this browser's device, under every key it may be stored under
 	if token := h.readCookie(r, deviceCookie); token != nil {
-		current = h.keys.DeviceKey(token)
+		current = h.deviceKeys(token)
 	}
 	v.Enrolled = true
 	v.Since = st.e.Created
@@ -120,7 +120,7 @@ func (h *Handler) settingsPage(w http.ResponseWriter, r *http.Request, user, rd 
 			ID:       d.ID,
 			Browser:  browser,
 			OS:       system,
-			Current:  d.ID == current,
+			Current:  slices.Contains(current, d.ID),
 			Created:  d.Created,
 			LastUsed: d.LastUsed,
 			Expires:  d.Expires,
@@ -163,7 +163,7 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 		event += "_" + action
 	}
 	refuse := func(reason string) { h.audit(r, event, user, "", "failure", reason) }
-	st, ok, err := h.settingsSession(r, user, t)
+	st, ok, err := h.settingsSession(w, r, user, t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
@@ -205,7 +205,7 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 			return h.unavailable(w, r, err)
 		}
 		done := "device_removed"
-		if token := h.readCookie(r, deviceCookie); token != nil && h.keys.DeviceKey(token) == id {
+		if token := h.readCookie(r, deviceCookie); token != nil && slices.Contains(h.deviceKeys(token), id) {
 			h.clearCookie(w, r, deviceCookie)
 			done = "this_device_removed"
 		}
@@ -216,7 +216,7 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 		// Forget this browser's device cookie too if it is one of them.
 		mine := false
 		if token := h.readCookie(r, deviceCookie); token != nil {
-			d, err := h.store.Device(ctx, h.Realm, h.keys.DeviceKey(token))
+			_, d, err := h.device(ctx, token)
 			if err != nil && !errors.Is(err, sessions.ErrNotFound) {
 				return h.unavailable(w, r, err)
 			}
