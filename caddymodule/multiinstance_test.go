@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-2fa/caddy-2fa/internal/redistest"
+	"github.com/caddy-2fa/caddy-2fa/sessions/redisstore"
 )
 
 // caddyBinary builds ./cmd/caddy once per test run: the multi-instance
@@ -315,4 +317,91 @@ func TestConcurrentCodesTwoInstances(t *testing.T) {
 	if n := race(codes[0]); n != 1 {
 		t.Errorf("one recovery code, 20 concurrent submissions over two instances: %d successes, want 1", n)
 	}
+}
+
+// revokedWithin polls b's request to /app until it is sent to the
+// challenge, failing if that takes longer than the session cache's second
+// (plus a margin for the polling and a busy machine).
+func revokedWithin(t *testing.T, what string, b *browser) {
+	t.Helper()
+	revoked := time.Now()
+	for {
+		r := b.get("/app")
+		if r.StatusCode == http.StatusSeeOther {
+			break
+		}
+		if time.Since(revoked) > sessionCacheTTL+500*time.Millisecond {
+			t.Fatalf("%s: the other instance still passes the session after %v", what, time.Since(revoked))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.get("/app").expectRedirect(t, "/.2fa/challenge")
+}
+
+// TestRevocationReachesOtherInstance: every kind of revocation made
+// through one instance (or, for the admin API, against the shared store as
+// another node's admin endpoint does) ends the session on the other
+// instance within one second, although that instance has just read it into
+// its session cache: "sign out everywhere else" on the settings page,
+// admin revoke and admin reset (issue 7; logout is in
+// TestTwoInstancesOneRedis).
+func TestRevocationReachesOtherInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Caddy binaries")
+	}
+	clockOffset.Store(0)
+	rs := redistest.Start(t)
+	storeLine := "store redis unix://" + rs.Socket
+	a := startInstance(t, storeLine, "")
+	bInst := startInstance(t, storeLine, "")
+	client := redis.NewClient(&redis.Options{Network: "unix", Addr: rs.Socket})
+	t.Cleanup(func() { client.Close() })
+	// The store as the instances see it (same key prefix as the default).
+	st := redisstore.New(client, redisstore.Options{})
+
+	alice := a.browser("alice")
+	alice.s = &a.site
+	_, codes := alice.enroll()
+	// A second browser of alice's, verified (with a recovery code, so no
+	// waiting for the next TOTP step), in use on B.
+	verifyOn := func(in *instance) *browser {
+		b := in.browser("alice")
+		b.s = &in.site
+		b.challenge(codes[0], false).expectRedirect(t, "/app")
+		codes = codes[1:]
+		b.get("/app").expect(t, http.StatusOK)
+		return b
+	}
+
+	// "Sign out everywhere else" on A.
+	other := verifyOn(bInst)
+	page := alice.get("/.2fa/settings").expect(t, http.StatusOK)
+	other.get("/app").expect(t, http.StatusOK) // B has it cached now
+	alice.post("/.2fa/settings", url.Values{"csrf_token": {csrfOf(t, page)}, "action": {"sign_out_others"}}).expect(t, http.StatusOK)
+	revokedWithin(t, "sign out everywhere else", other)
+	alice.get("/app").expect(t, http.StatusOK) // this browser stays signed in
+
+	// Admin revoke (as another node's admin API does it: in the store).
+	other = verifyOn(bInst)
+	other.get("/app").expect(t, http.StatusOK)
+	if _, err := st.DeleteUserSessions(t.Context(), "default", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	revokedWithin(t, "admin revoke", other)
+
+	// Admin reset.
+	other = verifyOn(bInst)
+	other.get("/app").expect(t, http.StatusOK)
+	if err := st.ResetUser(t.Context(), "default", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for other.get("/app").StatusCode == http.StatusOK {
+		if time.Since(revoked) > sessionCacheTTL+500*time.Millisecond {
+			t.Fatalf("admin reset: the other instance still passes the session after %v", time.Since(revoked))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// After a reset alice is not enrolled: the next stop is enrollment.
+	other.get("/app").expectRedirect(t, "/.2fa/enroll")
 }
