@@ -185,13 +185,12 @@ func (h *Handler) trustedDevice(w http.ResponseWriter, r *http.Request, user str
 // moved to the current key first (put new, then delete old), so that old
 // keys can be retired.
 func (h *Handler) device(ctx context.Context, token []byte) (string, sessions.Device, error) {
-	key := h.keys.DeviceKey(token)
-	d, err := h.store.Device(ctx, h.Realm, key)
-	if !errors.Is(err, sessions.ErrNotFound) || len(h.ring.Previous) == 0 {
-		return key, d, err
+	keys := h.deviceKeys(token)
+	d, err := h.store.Device(ctx, h.Realm, keys[0])
+	if !errors.Is(err, sessions.ErrNotFound) {
+		return keys[0], d, err
 	}
-	for _, k := range h.ring.Previous {
-		oldKey := k.DeviceKey(token)
+	for _, oldKey := range keys[1:] {
 		d, err := h.store.Device(ctx, h.Realm, oldKey)
 		if errors.Is(err, sessions.ErrNotFound) {
 			continue
@@ -199,15 +198,15 @@ func (h *Handler) device(ctx context.Context, token []byte) (string, sessions.De
 		if err != nil {
 			return "", d, err
 		}
-		if err := h.store.PutDevice(ctx, h.Realm, key, d); err != nil {
+		if err := h.store.PutDevice(ctx, h.Realm, keys[0], d); err != nil {
 			return "", d, err
 		}
 		if err := h.store.DeleteDevice(ctx, h.Realm, oldKey); err != nil {
 			return "", d, err
 		}
-		return key, d, nil
+		return keys[0], d, nil
 	}
-	return key, d, err
+	return keys[0], d, err
 }
 
 // deviceKeys are the store keys a device token may be stored under: the
