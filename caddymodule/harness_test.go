@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"html"
 	"io"
 	"net"
@@ -370,15 +371,22 @@ func secretOf(t *testing.T, u *url.URL) []byte {
 
 // totp computes an RFC 6238 code (HMAC-SHA1, 6 digits, 30 s) independently
 // of the code under test.
-func totp(key []byte, t time.Time) string {
+func totp(key []byte, t time.Time) string { return totpWith(sha1.New, key, t, 6, 30) }
+
+// totpWith is an independent RFC 6238 code with the given HMAC hash.
+func totpWith(hf func() hash.Hash, key []byte, t time.Time, digits, period int) string {
 	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], uint64(t.Unix()/30))
-	m := hmac.New(sha1.New, key)
+	binary.BigEndian.PutUint64(msg[:], uint64(t.Unix()/int64(period)))
+	m := hmac.New(hf, key)
 	m.Write(msg[:])
 	sum := m.Sum(nil)
 	off := sum[len(sum)-1] & 0xf
 	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
-	return fmt.Sprintf("%06d", v%1_000_000)
+	mod := uint32(1)
+	for range digits {
+		mod *= 10
+	}
+	return fmt.Sprintf("%0*d", digits, v%mod)
 }
 
 // enroll takes a fresh browser of user through enrollment and returns the

@@ -1,12 +1,8 @@
 package caddymodule
 
 import (
-	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
-	"encoding/binary"
-	"fmt"
-	"hash"
 	"net/http"
 	"strconv"
 	"testing"
@@ -19,22 +15,6 @@ import (
 // digits and a period of period seconds.
 func totpSHA256(key []byte, t time.Time, digits, period int) string {
 	return totpWith(sha256.New, key, t, digits, period)
-}
-
-// totpWith is an independent RFC 6238 code with the given HMAC hash.
-func totpWith(hf func() hash.Hash, key []byte, t time.Time, digits, period int) string {
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], uint64(t.Unix()/int64(period)))
-	m := hmac.New(hf, key)
-	m.Write(msg[:])
-	sum := m.Sum(nil)
-	off := sum[len(sum)-1] & 0xf
-	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
-	mod := uint32(1)
-	for range digits {
-		mod *= 10
-	}
-	return fmt.Sprintf("%0*d", digits, v%mod)
 }
 
 // TestStoredParametersAreUsed: an enrollment made with other TOTP
