@@ -57,7 +57,10 @@ http://localhost:%d {
 // scrape fetches and parses the Prometheus text exposition at url.
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(url)
+	// A new connection per scrape: a config reload closes idle
+	// keep-alive connections, and reusing one would read EOF.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatalf("scraping %s: %v", url, err)
 	}
