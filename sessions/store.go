@@ -7,7 +7,9 @@
 // The operations that must not race across gate instances are store
 // operations, atomic in every backend: AcceptStep (compare-and-set of the
 // last accepted TOTP step), UseRecoveryCode and ConsumeToken (consume once),
-// AddFailure (a counter with expiry that turns into a lockout), Enroll
+// AddFailure (a counter with expiry that turns into a lockout),
+// ReserveAttempt and ReleaseAttempt (an attempt counted on several
+// counters at once, before the code is checked), Enroll
 // (create only if absent) and ReplaceSealedSecret (compare-and-set of an
 // enrollment's sealed secret).
 //
@@ -117,7 +119,7 @@ type Profile struct {
 // Locked reports whether the counter is in lockout at now.
 func (a Attempts) Locked(now time.Time) bool { return now.Before(a.LockedUntil) }
 
-// Limit is the failure policy applied by AddFailure.
+// Limit is the failure policy applied by AddFailure and ReserveAttempt.
 type Limit struct {
 	// Max failures within Window before a lockout.
 	Max int
@@ -125,6 +127,15 @@ type Limit struct {
 	Window time.Duration
 	// Lockout is how long attempts are refused once Max is reached.
 	Lockout time.Duration
+}
+
+// Counter names one attempt counter and the limit it is held to, for
+// ReserveAttempt.
+type Counter struct {
+	// Key is the counter's key, as for AddFailure.
+	Key string
+	// Limit is the policy the counter is held to.
+	Limit Limit
 }
 
 // Store keeps the gate's state. Records are namespaced by realm. Methods are
@@ -159,10 +170,12 @@ type Store interface {
 	// which any step is accepted again).
 	AcceptStep(ctx context.Context, realm, user string, step int64, expires time.Time) (bool, error)
 	// ResetUser forgets everything about the user: enrollment, recovery
-	// codes, last step, pending enrollment, sessions, trusted devices and
-	// the user's failure counter (key = user), and in the profile
-	// LastVerified, LastMethod and DisabledUntil (FirstSeen is kept, so a
-	// reset does not restart an enrollment grace period).
+	// codes, last step, pending enrollment, sessions and trusted devices,
+	// and in the profile LastVerified, LastMethod and DisabledUntil
+	// (FirstSeen is kept, so a reset does not restart an enrollment grace
+	// period). It never touches an attempt counter: counters live in a
+	// name space of their own, which no user name can address (the
+	// caller clears the user's counters by their keys).
 	ResetUser(ctx context.Context, realm, user string) error
 
 	// PutPendingEnrollment saves (or replaces) the user's unconfirmed
@@ -180,6 +193,27 @@ type Store interface {
 	Attempts(ctx context.Context, realm, key string, now time.Time) (Attempts, error)
 	// ClearFailures resets key's counter and lockout.
 	ClearFailures(ctx context.Context, realm, key string) error
+	// ReserveAttempt reserves one attempt on every counter at once,
+	// atomically, before a code is checked. If any counter is locked out
+	// at now it counts nothing and returns that counter's state (the one
+	// locked for longest) and false. Otherwise it counts one attempt on
+	// every counter, exactly as AddFailure counts a failure (a new window
+	// starts at one; reaching Limit.Max sets LockedUntil = now +
+	// Limit.Lockout), and returns true with the state that now applies:
+	// the counter locked out for longest if this attempt started a
+	// lockout, else the first counter's. Of any number of concurrent
+	// calls, across instances, at most Limit.Max - Failures get true for
+	// a counter, so the number of codes checked can never exceed any
+	// counter's budget. A reserved attempt stays counted (as a failure)
+	// unless the counter is cleared or the attempt released.
+	ReserveAttempt(ctx context.Context, realm string, now time.Time, counters ...Counter) (Attempts, bool, error)
+	// ReleaseAttempt gives back one attempt reserved on key while its
+	// window is still open at now: Failures goes down by one and, if it
+	// is then under limit.Max, a lockout is lifted. Nothing happens to a
+	// counter that is absent, at zero or whose window is over. Used after
+	// a success, for counters that a success does not clear (a client
+	// address's).
+	ReleaseAttempt(ctx context.Context, realm, key string, now time.Time, limit Limit) error
 
 	// PutSession saves a session under id until s.Expires.
 	PutSession(ctx context.Context, realm, id string, s Session) error

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -192,9 +193,11 @@ func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, 
 }
 
 // ResetUser removes, in one transaction, the user's enrollment, recovery
-// codes, last step, pending enrollment, failure counter (key = user),
-// sessions and trusted devices, and clears the profile's LastVerified,
-// LastMethod and DisabledUntil (keeping FirstSeen).
+// codes, last step, pending enrollment, sessions and trusted devices, and
+// clears the profile's LastVerified, LastMethod and DisabledUntil
+// (keeping FirstSeen). Attempt counters are keyed by counter keys, not by
+// user names, so it leaves the attempts bucket alone: a user named like a
+// counter ("user:alice", "ip:192.0.2.1") must not clear it.
 func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 	if user == "" {
 		return emptyNameError("user")
@@ -208,7 +211,7 @@ func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 		if err := w.b(bRecovery).Delete(key); err != nil {
 			return err
 		}
-		for _, k := range []kind{kStep, kPending, kAttempt} {
+		for _, k := range []kind{kStep, kPending} {
 			if _, _, err := w.remove(k, key, now); err != nil {
 				return err
 			}
@@ -274,27 +277,137 @@ func (s *Store) AddFailure(ctx context.Context, realm, key string, now time.Time
 	}
 	var a sessions.Attempts
 	err := s.update(ctx, realm, func(w *writer) error {
-		a = sessions.Attempts{}
-		if v := w.b(bAttempts).Get([]byte(key)); v != nil {
-			if err := json.Unmarshal(v, &a); err != nil {
-				return decodeError("attempts", err)
-			}
-			a = current(a, now)
+		var err error
+		if a, err = w.attempts(key, now); err != nil {
+			return err
 		}
-		if a.Failures == 0 {
-			a.WindowEnds = now.Add(limit.Window)
-		}
-		a.Failures++
-		if limit.Max > 0 && a.Failures >= limit.Max && !a.Locked(now) {
-			a.LockedUntil = now.Add(limit.Lockout)
-		}
-		exp := recordMeta{WindowEnds: a.WindowEnds, LockedUntil: a.LockedUntil}.expiry()
-		return w.putJSON(kAttempt, []byte(key), "", exp, a)
+		a = countFailure(a, now, limit)
+		return w.putAttempts(key, a)
 	})
 	if err != nil {
 		return sessions.Attempts{}, err
 	}
 	return a, nil
+}
+
+// attempts reads key's counter at now (zero if none or over).
+func (w *writer) attempts(key string, now time.Time) (sessions.Attempts, error) {
+	var a sessions.Attempts
+	if v := w.b(bAttempts).Get([]byte(key)); v != nil {
+		if err := json.Unmarshal(v, &a); err != nil {
+			return a, decodeError("attempts", err)
+		}
+	}
+	return current(a, now), nil
+}
+
+// putAttempts saves key's counter until its window and lockout are over.
+func (w *writer) putAttempts(key string, a sessions.Attempts) error {
+	exp := recordMeta{WindowEnds: a.WindowEnds, LockedUntil: a.LockedUntil}.expiry()
+	return w.putJSON(kAttempt, []byte(key), "", exp, a)
+}
+
+// countFailure is a counted one more time at now under limit: a new
+// window starts at one, and reaching limit.Max (if positive) outside a
+// lockout starts one.
+func countFailure(a sessions.Attempts, now time.Time, limit sessions.Limit) sessions.Attempts {
+	if a.Failures == 0 {
+		a.WindowEnds = now.Add(limit.Window)
+	}
+	a.Failures++
+	if limit.Max > 0 && a.Failures >= limit.Max && !a.Locked(now) {
+		a.LockedUntil = now.Add(limit.Lockout)
+	}
+	return a
+}
+
+// longerLock is b if b is locked out for longer than a at now, else a.
+func longerLock(a, b sessions.Attempts, now time.Time) sessions.Attempts {
+	if b.Locked(now) && b.LockedUntil.After(a.LockedUntil) {
+		return b
+	}
+	return a
+}
+
+// ReserveAttempt counts one attempt on every counter in one write
+// transaction, unless one of them is locked out at now (then it writes
+// nothing). bbolt runs one write transaction at a time, so concurrent
+// reservations are counted one after the other and never see a stale
+// count.
+func (s *Store) ReserveAttempt(ctx context.Context, realm string, now time.Time, counters ...sessions.Counter) (sessions.Attempts, bool, error) {
+	if len(counters) == 0 {
+		return sessions.Attempts{}, false, storeError{errors.New("reserving an attempt: no counter")}
+	}
+	for _, c := range counters {
+		if c.Key == "" {
+			return sessions.Attempts{}, false, emptyNameError("key")
+		}
+	}
+	var (
+		res sessions.Attempts
+		ok  bool
+	)
+	err := s.update(ctx, realm, func(w *writer) error {
+		res, ok = sessions.Attempts{}, false
+		states := make([]sessions.Attempts, len(counters))
+		locked := false
+		for i, c := range counters {
+			a, err := w.attempts(c.Key, now)
+			if err != nil {
+				return err
+			}
+			states[i] = a
+			if i == 0 {
+				res = a
+			} else {
+				res = longerLock(res, a, now)
+			}
+			locked = locked || a.Locked(now)
+		}
+		if locked {
+			return nil
+		}
+		for i, c := range counters {
+			a := countFailure(states[i], now, c.Limit)
+			if err := w.putAttempts(c.Key, a); err != nil {
+				return err
+			}
+			if i == 0 {
+				res = a
+			} else {
+				res = longerLock(res, a, now)
+			}
+		}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return sessions.Attempts{}, false, err
+	}
+	return res, ok, nil
+}
+
+// ReleaseAttempt gives back one attempt on key in one write transaction,
+// if its window is still open at now.
+func (s *Store) ReleaseAttempt(ctx context.Context, realm, key string, now time.Time, limit sessions.Limit) error {
+	if key == "" {
+		return emptyNameError("key")
+	}
+	return s.update(ctx, realm, func(w *writer) error {
+		a, err := w.attempts(key, now)
+		if err != nil || a.Failures == 0 || !now.Before(a.WindowEnds) {
+			return err
+		}
+		a.Failures--
+		if a.Failures < limit.Max || limit.Max <= 0 {
+			a.LockedUntil = time.Time{}
+		}
+		if a.Failures == 0 {
+			_, _, err := w.remove(kAttempt, []byte(key), now)
+			return err
+		}
+		return w.putAttempts(key, a)
+	})
 }
 
 // Attempts returns key's counter at now (zero if none or over).

@@ -58,6 +58,7 @@ func testKeySlot(t *testing.T, node *redis.Client) {
 		s.keys.token("r", "k", "{id}"),
 		s.keys.user("{r}", "{u}:x", sufProfile),
 		s.keys.users("{r}"),
+		s.keys.counter("{r}", "ip:{x}"),
 	} {
 		want, err := node.ClusterKeySlot(t.Context(), k).Result()
 		must(t, err)
@@ -165,6 +166,7 @@ func TestSlots(t *testing.T) {
 		"getEnrollment": getEnrollmentScript,
 		"resetUser":     resetUserScript,
 		"userExists":    userExistsScript,
+		"reserve":       reserveAttemptScript,
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -194,11 +196,16 @@ func TestSlotSpread(t *testing.T) {
 	for _, realm := range []string{"r", "{", "}", "{a}", "a:b"} {
 		for _, user := range []string{"u", "}{", "{x}", ":", "a}b{c"} {
 			var slots []int
-			for _, suf := range []string{sufEnrollment, sufRecovery, sufStep, sufPending, sufFailures, sufDevices, sufProfile} {
+			for _, suf := range []string{sufEnrollment, sufRecovery, sufStep, sufPending, sufDevices, sufProfile} {
 				slots = append(slots, keySlot(k.user(realm, user, suf)))
 			}
 			if len(slices.Compact(slices.Clone(slots))) != 1 {
 				t.Errorf("keys of realm %q user %q in slots %v", realm, user, slots)
+			}
+			// Every counter of the realm, whatever its key, is in
+			// one slot, so that a reservation is one script.
+			if a, b := keySlot(k.counter(realm, "user:"+user)), keySlot(k.counter(realm, "ip:"+user+"x")); a != b {
+				t.Errorf("counters of realm %q in slots %d and %d", realm, a, b)
 			}
 		}
 	}

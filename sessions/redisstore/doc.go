@@ -43,12 +43,17 @@
 //	    when that record expires (Unix seconds and nanoseconds).
 //	<prefix>:{<realm>:<user>}:pend   string, TTL until Expires
 //	    the pending enrollment: JSON of sessions.PendingEnrollment.
-//	<prefix>:{<realm>:<key>}:fail    string, TTL until the later of the
-//	    window's end and the lockout's end: a failure counter,
+//	<prefix>:{<realm>}:fail:<key>    string, TTL until the later of the
+//	    window's end and the lockout's end: an attempt counter,
 //	    "<failures> <windowEndsSec> <windowEndsNsec> <lockedUntilSec>
 //	    <lockedUntilNsec>" (the zero time is -62135596800 0). <key> is
-//	    the counter key (a user name, or e.g. "ip:192.0.2.1", escaped),
-//	    so a user's own counter is in the user's slot.
+//	    the counter key (e.g. "user:alice", "ip:192.0.2.1", escaped).
+//	    All of a realm's counters share the hash tag {<realm>}, so that
+//	    ReserveAttempt counts a user's and a client address's counters in
+//	    one script; no user key has a tag without ':', so no user name
+//	    addresses a counter (ResetUser never touches one). Counters of
+//	    the earlier format (<prefix>:{<realm>:<key>}:fail) are no longer
+//	    read and expire within a day.
 //	<prefix>:{<realm>:<user>}:dev    sorted set, TTL until the latest
 //	    member's expiry: the IDs of the user's trusted devices, scored by
 //	    expiry (Unix seconds, rounded up).
@@ -99,7 +104,7 @@
 // so their users verify again once.
 //
 // TTLs are computed from the store's clock (Options.Now) or, for failure
-// counters, from the now passed to AddFailure, and rounded up to the
+// counters, from the now passed to AddFailure or ReserveAttempt, and rounded up to the
 // millisecond; a record written with an expiry that has already passed is
 // deleted instead. Every read also checks the record's own expiry, so a
 // record reads as absent from its expiry on, whatever the server's clock
@@ -136,7 +141,8 @@
 // delete the pending enrollment), SetRecoveryCodes, UseRecoveryCode
 // (SREM, then SCARD), AcceptStep (compare and set, only if greater or the
 // record expired), AddFailure (window, count and lockout, with the
-// caller's now), SeeUser (set first unless set, and read the profile),
+// caller's now), ReserveAttempt (every counter checked for a lockout,
+// then each counted, all or none) and ReleaseAttempt, SeeUser (set first unless set, and read the profile),
 // RecordVerification and SetDisabled (set first unless set, and their
 // fields), and the first part of ResetUser (below). ConsumeToken is
 // GETDEL. Scripts never read the server's clock.
@@ -154,8 +160,8 @@
 // and expires with its last entry). DeleteUserSessions,
 // DeleteUserDevices and ResetUser delete each listed record with a script
 // that deletes it only if it still belongs to the user; ResetUser deletes
-// the user's own keys (enrollment, recovery codes, step, pending
-// enrollment, counter) and clears the profile's fields but first in one
+// the user's own keys (enrollment, recovery codes, step and pending
+// enrollment) and clears the profile's fields but first in one
 // script first, then the sessions and devices.
 // TouchSession and TouchDevice read, modify and swap the record only if it
 // has not changed meanwhile (retrying a few times), keeping its TTL.

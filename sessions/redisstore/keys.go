@@ -15,7 +15,6 @@ const (
 	sufRecovery   = "rc"
 	sufStep       = "step"
 	sufPending    = "pend"
-	sufFailures   = "fail"
 	sufDevices    = "dev"
 	sufProfile    = "prof"
 )
@@ -118,8 +117,6 @@ type keys struct {
 // user is the key of one of a user's records (suffix one of the suf*
 // constants): <prefix>:{<realm>:<user>}:<suffix>. All of a user's keys
 // share the hash tag {<realm>:<user>}, so they are in one cluster slot.
-// Failure counters use the same pattern with the counter key in place of
-// the user, so a user's own counter (key = user) is in the user's slot.
 func (k keys) user(realm, user, suffix string) string {
 	r, u := escape(realm), escape(user)
 	var b strings.Builder
@@ -131,6 +128,24 @@ func (k keys) user(realm, user, suffix string) string {
 	b.WriteString(u)
 	b.WriteString("}:")
 	b.WriteString(suffix)
+	return b.String()
+}
+
+// counter is the key of an attempt counter:
+// <prefix>:{<realm>}:fail:<key>. Every counter of a realm shares the hash
+// tag {<realm>}, so that ReserveAttempt counts a user's and a client
+// address's counters in one script, in one cluster slot. No other key has
+// a hash tag without ':' in it, so no user name (whose keys have the tag
+// {<realm>:<user>}) can address a counter.
+func (k keys) counter(realm, key string) string {
+	r, c := escape(realm), escape(key)
+	var b strings.Builder
+	b.Grow(len(k.prefix) + len(r) + len(c) + 10)
+	b.WriteString(k.prefix)
+	b.WriteString(":{")
+	b.WriteString(r)
+	b.WriteString("}:fail:")
+	b.WriteString(c)
 	return b.String()
 }
 

@@ -158,7 +158,7 @@ func fill(t testing.TB, s *Store) {
 	must(t, s.PutSession(ctx, "r", "sess-1", realisticSession("alice", now)))
 	must(t, s.PutDevice(ctx, "r", "dev-1", sessions.Device{User: "alice", Created: now, Expires: now.Add(30 * 24 * time.Hour), LastUsed: now}))
 	lim := sessions.Limit{Max: 5, Window: 15 * time.Minute, Lockout: time.Hour}
-	_, err := s.AddFailure(ctx, "r", "alice", now, lim)
+	_, err := s.AddFailure(ctx, "r", "user:alice", now, lim)
 	must(t, err)
 	_, err = s.AddFailure(ctx, "r", "ip:192.0.2.1", now, lim)
 	must(t, err)
@@ -205,12 +205,12 @@ func TestKeyTTLs(t *testing.T) {
 		"ttl:r:users",
 		"ttl:{r:alice}:dev",
 		"ttl:{r:alice}:enr",
-		"ttl:{r:alice}:fail",
+		"ttl:{r}:fail:user%3Aalice",
 		"ttl:{r:alice}:pend",
 		"ttl:{r:alice}:prof",
 		"ttl:{r:alice}:rc",
 		"ttl:{r:alice}:step",
-		"ttl:{r:ip%3A192.0.2.1}:fail",
+		"ttl:{r}:fail:ip%3A192.0.2.1",
 	}
 	slices.Sort(want)
 	if !slices.Equal(keys, want) {
@@ -231,11 +231,11 @@ func TestKeyTTLs(t *testing.T) {
 	}
 	// The step, failure counter and token TTLs follow their records.
 	for k, max := range map[string]time.Duration{
-		"ttl:{r:alice}:step": 90 * time.Second,
-		"ttl:{r:alice}:fail": 15 * time.Minute,
-		"ttl:{r:alice}:pend": 10 * time.Minute,
-		"ttl:{r:alice}:dev":  30 * 24 * time.Hour,
-		sess:                 12 * time.Hour,
+		"ttl:{r:alice}:step":        90 * time.Second,
+		"ttl:{r}:fail:user%3Aalice": 15 * time.Minute,
+		"ttl:{r:alice}:pend":        10 * time.Minute,
+		"ttl:{r:alice}:dev":         30 * 24 * time.Hour,
+		sess:                        12 * time.Hour,
 	} {
 		d, err := c.PTTL(ctx, k).Result()
 		must(t, err)
@@ -254,7 +254,7 @@ func TestKeyTTLs(t *testing.T) {
 		_, err := s.AddFailure(ctx, "r", "bob", now, sessions.Limit{Max: 5, Window: time.Minute, Lockout: 2 * time.Hour})
 		must(t, err)
 	}
-	if d := c.PTTL(ctx, "ttl:{r:bob}:fail").Val(); d < 2*time.Hour-time.Minute || d > 2*time.Hour+time.Second {
+	if d := c.PTTL(ctx, "ttl:{r}:fail:bob").Val(); d < 2*time.Hour-time.Minute || d > 2*time.Hour+time.Second {
 		t.Errorf("locked counter TTL %v, want about 2h", d)
 	}
 	// Profile writes never set a TTL, however old their times.
@@ -730,7 +730,7 @@ func TestCorruptRecords(t *testing.T) {
 	ctx := t.Context()
 	for _, k := range []string{
 		sessionKey("bad", "r", "sess-1"), "bad:r:d:dev-1", "bad:r:t:csrf:tok-1",
-		"bad:{r:alice}:enr", "bad:{r:alice}:pend", "bad:{r:alice}:step", "bad:{r:alice}:fail",
+		"bad:{r:alice}:enr", "bad:{r:alice}:pend", "bad:{r:alice}:step", "bad:{r}:fail:alice",
 		"bad:{r:alice}:prof", // a string, not a hash
 	} {
 		must(t, c.Set(ctx, k, "\x09garbage", 0).Err())
@@ -752,6 +752,8 @@ func TestCorruptRecords(t *testing.T) {
 	_, errs["AcceptStep"] = s.AcceptStep(ctx, "r", "alice", 1<<45, now.Add(time.Minute))
 	_, errs["AddFailure"] = s.AddFailure(ctx, "r", "alice", now, sessions.Limit{Max: 3, Window: time.Minute})
 	_, errs["Attempts"] = s.Attempts(ctx, "r", "alice", now)
+	_, _, errs["ReserveAttempt"] = s.ReserveAttempt(ctx, "r", now, sessions.Counter{Key: "ip:x", Limit: sessions.Limit{Max: 3, Window: time.Minute}}, sessions.Counter{Key: "alice", Limit: sessions.Limit{Max: 3, Window: time.Minute}})
+	errs["ReleaseAttempt"] = s.ReleaseAttempt(ctx, "r", "alice", now, sessions.Limit{Max: 3, Window: time.Minute})
 	_, errs["Profile"] = s.Profile(ctx, "r", "alice")
 	_, errs["SeeUser"] = s.SeeUser(ctx, "r", "alice", now)
 	errs["RecordVerification"] = s.RecordVerification(ctx, "r", "alice", "totp", now)

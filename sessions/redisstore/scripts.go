@@ -105,6 +105,131 @@ end
 return rec
 `)
 
+// luaCounter holds the helpers of the counter scripts that take several
+// counters (ReserveAttempt) or give one back (ReleaseAttempt), on the
+// record format of addFailureScript. ARGV[1], ARGV[2] are now (sec,
+// nsec), ARGV[3] the zero time's seconds. A record is the table {failures,
+// windowEndsSec, windowEndsNsec, lockedUntilSec, lockedUntilNsec}; read
+// returns the zero record for an absent key or one whose window and
+// lockout are both over, and nil for a malformed one.
+const luaCounter = luaTime + `
+local ns, nn = tonumber(ARGV[1]), tonumber(ARGV[2])
+local zero = tonumber(ARGV[3])
+local function read(key)
+	local v = redis.call('GET', key)
+	if not v then
+		return {0, zero, 0, zero, 0}
+	end
+	local a, b, c, d, e = string.match(v, '^(%d+) (%-?%d+) (%d+) (%-?%d+) (%d+)$')
+	if not a then
+		return nil
+	end
+	local r = {tonumber(a), tonumber(b), tonumber(c), tonumber(d), tonumber(e)}
+	if not before(ns, nn, r[2], r[3]) and not before(ns, nn, r[4], r[5]) then
+		return {0, zero, 0, zero, 0}
+	end
+	return r
+end
+local function locked(r)
+	return before(ns, nn, r[4], r[5])
+end
+local function longer(a, b)
+	if locked(b) and before(a[4], a[5], b[4], b[5]) then
+		return b
+	end
+	return a
+end
+local function enc(r)
+	return string.format('%d %d %d %d %d', r[1], r[2], r[3], r[4], r[5])
+end
+local function save(key, r)
+	local es, en = r[2], r[3]
+	if before(es, en, r[4], r[5]) then
+		es, en = r[4], r[5]
+	end
+	local ttl = math.ceil((es - ns) * 1000 + (en - nn) / 1e6)
+	if ttl > 0 then
+		redis.call('SET', key, enc(r), 'PX', ttl)
+	else
+		redis.call('DEL', key)
+	end
+end
+`
+
+// reserveAttemptScript: KEYS = the counters (all in the realm's counter
+// slot). ARGV: now sec, now nsec, zero time sec, then for each counter
+// max, window sec, window nsec, lockout sec, lockout nsec.
+// If any counter is locked out at now, writes nothing and returns {0,
+// the record of the counter locked for longest}. Otherwise counts one
+// attempt on every counter as addFailureScript counts a failure and
+// returns {1, the record that applies: the one locked for longest if
+// any, else the first}. Every check comes before the first write.
+var reserveAttemptScript = redis.NewScript(luaCounter + `
+local states = {}
+local res
+local lock = false
+for i = 1, #KEYS do
+	local r = read(KEYS[i])
+	if not r then
+		return redis.error_reply('ERR malformed failure counter')
+	end
+	states[i] = r
+	if i == 1 then
+		res = r
+	else
+		res = longer(res, r)
+	end
+	lock = lock or locked(r)
+end
+if lock then
+	return {0, enc(res)}
+end
+for i = 1, #KEYS do
+	local r, o = states[i], 3 + (i - 1) * 5
+	if r[1] == 0 then
+		r[2], r[3] = add(ns, nn, tonumber(ARGV[o + 2]), tonumber(ARGV[o + 3]))
+	end
+	r[1] = r[1] + 1
+	local max = tonumber(ARGV[o + 1])
+	if max > 0 and r[1] >= max then
+		r[4], r[5] = add(ns, nn, tonumber(ARGV[o + 4]), tonumber(ARGV[o + 5]))
+	end
+	save(KEYS[i], r)
+	if i == 1 then
+		res = r
+	else
+		res = longer(res, r)
+	end
+end
+return {1, enc(res)}
+`)
+
+// releaseAttemptScript: KEYS[1] = a counter. ARGV: now sec, now nsec,
+// zero time sec, max.
+// Takes one attempt off the counter if it has any and its window is open
+// at now, and lifts its lockout if the count is then under max (or max is
+// not positive); deletes it at zero. Returns 1 if it changed the counter.
+var releaseAttemptScript = redis.NewScript(luaCounter + `
+local r = read(KEYS[1])
+if not r then
+	return redis.error_reply('ERR malformed failure counter')
+end
+if r[1] == 0 or not before(ns, nn, r[2], r[3]) then
+	return 0
+end
+r[1] = r[1] - 1
+local max = tonumber(ARGV[4])
+if max <= 0 or r[1] < max then
+	r[4], r[5] = zero, 0
+end
+if r[1] == 0 then
+	redis.call('DEL', KEYS[1])
+else
+	save(KEYS[1], r)
+end
+return 1
+`)
+
 // luaSAdd adds ARGV[from..] to the set KEYS[key] in batches (unpack of a
 // very long list would overflow Lua's stack).
 const luaSAdd = `
@@ -352,24 +477,24 @@ return 1
 `)
 
 // resetUserScript: KEYS = enrollment, recovery codes, step, pending
-// enrollment, the user's failure counter, profile.
-// Deletes the first five, and every field of the profile hash but first
+// enrollment, profile.
+// Deletes the first four, and every field of the profile hash but first
 // (first too if it is malformed) and the session index entries, which
 // ResetUser removes with the sessions afterwards. A profile key that is
 // not a hash is deleted, so that a reset always succeeds.
 var resetUserScript = redis.NewScript(`
-local typ = redis.call('TYPE', KEYS[6])['ok']
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+local typ = redis.call('TYPE', KEYS[5])['ok']
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 if typ == 'hash' then
-	local f = redis.call('HGET', KEYS[6], 'first')
+	local f = redis.call('HGET', KEYS[5], 'first')
 	local keepFirst = f and string.match(f, '^%-?%d+ %d+$') ~= nil
-	for _, name in ipairs(redis.call('HKEYS', KEYS[6])) do
+	for _, name in ipairs(redis.call('HKEYS', KEYS[5])) do
 		if #name ~= ` + strconv.Itoa(sessionKeyIDLen) + ` and not (name == 'first' and keepFirst) then
-			redis.call('HDEL', KEYS[6], name)
+			redis.call('HDEL', KEYS[5], name)
 		end
 	end
 elseif typ ~= 'none' then
-	redis.call('DEL', KEYS[6])
+	redis.call('DEL', KEYS[5])
 end
 return 1
 `)

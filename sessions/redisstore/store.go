@@ -352,13 +352,13 @@ func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, 
 }
 
 // ResetUser forgets everything about the user. The enrollment, recovery
-// codes, last step, pending enrollment and the user's own failure counter
-// go first, together with the profile's LastVerified, LastMethod and
+// codes, last step and pending enrollment go first, together with the profile's LastVerified, LastMethod and
 // DisabledUntil (FirstSeen is kept), in one script; then the user's
 // sessions and trusted devices, one by one (they are in other cluster
 // slots). If it fails half-way, a retry finishes the job. The user stays
 // in the realm's users set (Users skips members with neither an
-// enrollment nor a profile).
+// enrollment nor a profile). Attempt counters are not the user's keys
+// (see keys.counter): a reset never touches one.
 func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 	const op = "resetting user"
 	switch {
@@ -374,7 +374,6 @@ func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 		s.keys.user(realm, user, sufRecovery),
 		s.keys.user(realm, user, sufStep),
 		s.keys.user(realm, user, sufPending),
-		s.keys.user(realm, user, sufFailures),
 		s.keys.user(realm, user, sufProfile),
 	}).Err()
 	if err != nil {
@@ -464,7 +463,7 @@ func (s *Store) AddFailure(ctx context.Context, realm, key string, now time.Time
 	l := strings.Fields(durationFields(limit.Lockout))
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := addFailureScript.Run(ctx, s.rdb, []string{s.keys.user(realm, key, sufFailures)},
+	v, err := addFailureScript.Run(ctx, s.rdb, []string{s.keys.counter(realm, key)},
 		now.Unix(), now.Nanosecond(), limit.Max, w[0], w[1], l[0], l[1], zeroUnix).Text()
 	if err != nil {
 		return sessions.Attempts{}, fail(op, err)
@@ -482,7 +481,7 @@ func (s *Store) Attempts(ctx context.Context, realm, key string, now time.Time) 
 	const op = "reading failures"
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	v, err := s.rdb.Get(ctx, s.keys.user(realm, key, sufFailures)).Result()
+	v, err := s.rdb.Get(ctx, s.keys.counter(realm, key)).Result()
 	if isNil(err) {
 		return sessions.Attempts{}, nil
 	}
@@ -503,7 +502,69 @@ func (s *Store) ClearFailures(ctx context.Context, realm, key string) error {
 	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	return fail("clearing failures", s.rdb.Del(ctx, s.keys.user(realm, key, sufFailures)).Err())
+	return fail("clearing failures", s.rdb.Del(ctx, s.keys.counter(realm, key)).Err())
+}
+
+// ReserveAttempt counts one attempt on every counter, atomically, in one
+// script on the realm's counter slot, unless one of them is locked out at
+// now (then it writes nothing). Like AddFailure, it decides with the
+// caller's now.
+func (s *Store) ReserveAttempt(ctx context.Context, realm string, now time.Time, counters ...sessions.Counter) (sessions.Attempts, bool, error) {
+	const op = "reserving an attempt"
+	switch {
+	case realm == "":
+		return sessions.Attempts{}, false, emptyName(op, "realm")
+	case len(counters) == 0:
+		return sessions.Attempts{}, false, fail(op, errors.New("no counter"))
+	}
+	keys := make([]string, len(counters))
+	args := make([]any, 0, 3+5*len(counters))
+	args = append(args, now.Unix(), now.Nanosecond(), zeroUnix)
+	for i, c := range counters {
+		if c.Key == "" {
+			return sessions.Attempts{}, false, emptyName(op, "key")
+		}
+		keys[i] = s.keys.counter(realm, c.Key)
+		w := strings.Fields(durationFields(c.Limit.Window))
+		l := strings.Fields(durationFields(c.Limit.Lockout))
+		args = append(args, c.Limit.Max, w[0], w[1], l[0], l[1])
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	res, err := reserveAttemptScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return sessions.Attempts{}, false, fail(op, err)
+	}
+	var (
+		ok  int64
+		rec string
+	)
+	if len(res) == 2 {
+		ok, _ = res[0].(int64)
+		rec, _ = res[1].(string)
+	}
+	a, err := decodeAttempts(rec)
+	if err != nil {
+		return sessions.Attempts{}, false, fail(op, err)
+	}
+	return current(a, now), ok == 1, nil
+}
+
+// ReleaseAttempt gives back one attempt on key, atomically, if its window
+// is still open at now.
+func (s *Store) ReleaseAttempt(ctx context.Context, realm, key string, now time.Time, limit sessions.Limit) error {
+	const op = "releasing an attempt"
+	switch {
+	case realm == "":
+		return emptyName(op, "realm")
+	case key == "":
+		return emptyName(op, "key")
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	err := releaseAttemptScript.Run(ctx, s.rdb, []string{s.keys.counter(realm, key)},
+		now.Unix(), now.Nanosecond(), zeroUnix, limit.Max).Err()
+	return fail(op, err)
 }
 
 // PutToken saves or replaces a one-time value under kind/id until expires

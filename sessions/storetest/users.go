@@ -259,7 +259,12 @@ var resetTests = []test{
 		_, err = s.Device(ctx, "r1", "alice-d1")
 		notFound(t, err, "Device after ResetUser")
 		wantDeviceIDs(t, s, "r1", "alice")
-		wantAttempts(t, s, "r1", "alice", base(), sessions.Attempts{})
+		// Counters are not the user's records: the one fillUser wrote
+		// under the key "alice" is untouched (the gate clears a user's
+		// counters by their own keys).
+		if a, err := s.Attempts(ctx, "r1", "alice", base()); err != nil || a.Failures != 1 {
+			t.Fatalf("counter \"alice\" after ResetUser = %+v, %v; want 1 failure", a, err)
+		}
 		// The profile keeps only FirstSeen.
 		wantProfile(t, s, "r1", "alice", sessions.Profile{FirstSeen: filledProfile.FirstSeen})
 		wantUsers(t, s, "r1", "alice", "bob")
@@ -280,6 +285,31 @@ var resetTests = []test{
 		seeUser(t, s, "r1", "alice", t2022, sessions.Profile{FirstSeen: filledProfile.FirstSeen})
 		recordVerification(t, s, "r1", "alice", "totp", t2022)
 		wantProfile(t, s, "r1", "alice", sessions.Profile{FirstSeen: filledProfile.FirstSeen, LastVerified: t2022, LastMethod: "totp"})
+	}},
+	{"NeverTouchesCounters", func(t *testing.T, s sessions.Store) {
+		// A user named like a counter key resets their own 2FA, never
+		// another user's lockout or a client address's budget.
+		ctx := t.Context()
+		t0 := base()
+		counters := []string{"user:alice", "user-day:alice", "ip:1.2.3.4", "alice"}
+		for _, k := range counters {
+			for range limits.Max {
+				_, err := s.AddFailure(ctx, "r", k, t0, limits)
+				ok(t, err, "AddFailure")
+			}
+		}
+		for _, name := range append(counters, "user:", "ip:", "user-day:") {
+			fillUser(t, s, "r", name)
+			ok(t, s.ResetUser(ctx, "r", name), "ResetUser "+name)
+		}
+		for _, k := range counters {
+			want := limits.Max + 1 // fillUser counts one under the user's name
+			a, err := s.Attempts(ctx, "r", k, t0)
+			ok(t, err, "Attempts")
+			if a.Failures != want || !a.Locked(t0) {
+				t.Fatalf("counter %q after ResetUser of users named like it = %+v, want %d failures, locked", k, a, want)
+			}
+		}
 	}},
 	{"ProfileOnly", func(t *testing.T, s sessions.Store) {
 		ctx := t.Context()
