@@ -93,7 +93,9 @@ func (h *Handler) ipLimit() sessions.Limit {
 
 // attempts returns the state that decides whether this attempt is
 // refused: the user's counters, or the client address's if that one is
-// locked out for longer.
+// locked out for longer. It is a cheap early answer for pages that show a
+// form (a GET of the challenge); a code is only ever checked after
+// reserveAttempt granted it.
 func (h *Handler) attempts(ctx context.Context, user, ip string, t time.Time) (sessions.Attempts, error) {
 	a, err := userAttempts(ctx, h.store, h.Realm, user, t)
 	if err != nil || ip == "" {
@@ -106,32 +108,55 @@ func (h *Handler) attempts(ctx context.Context, user, ip string, t time.Time) (s
 	return longerLock(a, b, t), nil
 }
 
-// addFailure counts a refused code against the user (max_attempts and the
-// consecutive-failure cap) and the client address, in the store (so it
-// holds across instances), and returns the state that now applies.
-func (h *Handler) addFailure(ctx context.Context, user, ip string, t time.Time) (sessions.Attempts, error) {
-	a, err := h.store.AddFailure(ctx, h.Realm, FailureKey(user), t, h.limit)
-	if err != nil {
-		return a, err
+// attemptCounters are the counters one code check by user from ip is
+// counted on: max_attempts and the consecutive-failure cap of the user,
+// and the client address's budget.
+func (h *Handler) attemptCounters(user, ip string) []sessions.Counter {
+	c := []sessions.Counter{
+		{Key: FailureKey(user), Limit: h.limit},
+		{Key: consecutiveFailureKey(user), Limit: consecutiveLimit},
 	}
-	c, err := h.store.AddFailure(ctx, h.Realm, consecutiveFailureKey(user), t, consecutiveLimit)
-	if err != nil {
-		return a, err
+	if ip != "" {
+		c = append(c, sessions.Counter{Key: ipFailureKey(ip), Limit: h.ipLimit()})
 	}
-	a = longerLock(a, c, t)
-	if ip == "" {
-		return a, nil
-	}
-	b, err := h.store.AddFailure(ctx, h.Realm, ipFailureKey(ip), t, h.ipLimit())
-	if err != nil {
-		return a, err
-	}
-	return longerLock(a, b, t), nil
+	return c
 }
 
-// clearFailures resets the user's counters after a success. The address's
-// counter is left alone: one good account must not wash away failures
-// spread over others.
+// reserveAttempt reserves one code check for user from ip, atomically in
+// the store, before the code is looked at: it is refused (false) while any
+// of the counters is locked out, and otherwise counted on all of them at
+// once, as a failure until a success clears it. Concurrent submissions,
+// on this instance or any other sharing the store, can therefore never
+// have more codes checked than the budget allows. The state returned is
+// the one that applies: the lockout that refused the attempt, or the one
+// this attempt started (the attempt that reaches max_attempts is still
+// checked, and a wrong code then shows the lockout page).
+func (h *Handler) reserveAttempt(ctx context.Context, user, ip string, t time.Time) (sessions.Attempts, bool, error) {
+	return h.store.ReserveAttempt(ctx, h.Realm, t, h.attemptCounters(user, ip)...)
+}
+
+// attemptSucceeded settles a reserved attempt whose code was right: the
+// user's counters are cleared, and the client address gets its
+// reservation back (good codes from people behind one NAT must not lock
+// the address out), while the address's failures stay counted: one good
+// account must not wash away failures spread over others.
+func (h *Handler) attemptSucceeded(ctx context.Context, user, ip string, t time.Time) error {
+	if err := h.clearFailures(ctx, user); err != nil {
+		return err
+	}
+	if ip == "" {
+		return nil
+	}
+	return h.store.ReleaseAttempt(ctx, h.Realm, ipFailureKey(ip), t, h.ipLimit())
+}
+
+// clearFailures resets the user's counters.
 func (h *Handler) clearFailures(ctx context.Context, user string) error {
 	return clearUserFailures(ctx, h.store, h.Realm, user)
 }
+
+// codeChecked, when set (by tests, before any request), is called each
+// time the gate compares a code with a user's TOTP secret or recovery
+// code hashes, so that tests can count code checks directly rather than
+// infer them from timing.
+var codeChecked func(user string)

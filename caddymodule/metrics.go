@@ -176,6 +176,8 @@ var (
 	opAddFailure         = newStoreOp("AddFailure")
 	opAttempts           = newStoreOp("Attempts")
 	opClearFailures      = newStoreOp("ClearFailures")
+	opReserveAttempt     = newStoreOp("ReserveAttempt")
+	opReleaseAttempt     = newStoreOp("ReleaseAttempt")
 	opPutSession         = newStoreOp("PutSession")
 	opSession            = newStoreOp("Session")
 	opTouchSession       = newStoreOp("TouchSession")
@@ -310,6 +312,22 @@ func (s *instrumentedStore) ClearFailures(ctx context.Context, realm, key string
 	start := time.Now()
 	err := s.next.ClearFailures(ctx, realm, key)
 	opClearFailures.done(start, err)
+	return err
+}
+
+// ReserveAttempt implements sessions.Store.
+func (s *instrumentedStore) ReserveAttempt(ctx context.Context, realm string, now time.Time, counters ...sessions.Counter) (sessions.Attempts, bool, error) {
+	start := time.Now()
+	a, ok, err := s.next.ReserveAttempt(ctx, realm, now, counters...)
+	opReserveAttempt.done(start, err)
+	return a, ok, err
+}
+
+// ReleaseAttempt implements sessions.Store.
+func (s *instrumentedStore) ReleaseAttempt(ctx context.Context, realm, key string, now time.Time, limit sessions.Limit) error {
+	start := time.Now()
+	err := s.next.ReleaseAttempt(ctx, realm, key, now, limit)
+	opReleaseAttempt.done(start, err)
 	return err
 }
 

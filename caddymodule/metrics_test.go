@@ -156,7 +156,7 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("%s%v moved by %v, want %v", tc.name, tc.labels, got, tc.delta)
 		}
 	}
-	for _, op := range []string{"Session", "Enroll", "AcceptStep", "AddFailure", "UseRecoveryCode"} {
+	for _, op := range []string{"Session", "Enroll", "AcceptStep", "ReserveAttempt", "ReleaseAttempt", "UseRecoveryCode"} {
 		if n := sample(after, "caddy_two_factor_store_duration_seconds", "op", op) - sample(before, "caddy_two_factor_store_duration_seconds", "op", op); n <= 0 {
 			t.Errorf("store_duration_seconds_count{op=%q} did not move", op)
 		}
@@ -217,6 +217,12 @@ func (f fakeStore) Attempts(context.Context, string, string, time.Time) (session
 	return sessions.Attempts{}, f.err
 }
 func (f fakeStore) ClearFailures(context.Context, string, string) error { return f.err }
+func (f fakeStore) ReserveAttempt(context.Context, string, time.Time, ...sessions.Counter) (sessions.Attempts, bool, error) {
+	return sessions.Attempts{}, false, f.err
+}
+func (f fakeStore) ReleaseAttempt(context.Context, string, string, time.Time, sessions.Limit) error {
+	return f.err
+}
 func (f fakeStore) PutSession(context.Context, string, string, sessions.Session) error {
 	return f.err
 }

@@ -88,19 +88,22 @@ func (h *Handler) serveGate(w http.ResponseWriter, r *http.Request, user string)
 
 // formTooLarge answers a form body over maxFormBytes with 413. Posted to
 // a page that takes a code, from this site (Fetch Metadata or Origin) by
-// a browser that was shown a gate form, it counts as a failed code, so
-// that huge bodies are no way around the failure limit; a cross-site post
-// is not counted, so another site cannot lock a user out.
+// a browser that was shown a gate form, it spends an attempt like a
+// failed code, so that huge bodies are no way around the failure limit; a
+// cross-site post is not counted, so another site cannot lock a user out.
 func (h *Handler) formTooLarge(w http.ResponseWriter, r *http.Request, user string) error {
 	switch strings.TrimPrefix(r.URL.Path, h.PathPrefix) {
 	case "/challenge", "/enroll", "/settings":
 		if _, ok := h.csrfFromCookie(r, user); ok && user != "" && h.cop.Check(r) == nil {
 			t := now()
-			h.audit(r, "verify", user, MethodTOTP, "failure", "too_large")
-			a, err := h.addFailure(r.Context(), user, clientIP(r), t)
+			a, granted, err := h.reserveAttempt(r.Context(), user, clientIP(r), t)
 			if err != nil {
 				return h.unavailable(w, r, err)
 			}
+			if !granted {
+				return h.lockedPage(w, r, user, a, t)
+			}
+			h.audit(r, "verify", user, MethodTOTP, "failure", "too_large")
 			if a.Locked(t) {
 				h.audit(r, "lockout", user, MethodTOTP, "locked", "too_large")
 				return h.lockedPage(w, r, user, a, t)
@@ -203,9 +206,6 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 		return h.getEnroll(w, r, user, rd, templates.ProblemFormExpired, http.StatusForbidden)
 	}
 	t := now()
-	if done, err := h.refuseIfLocked(w, r, user, t); done || err != nil {
-		return err
-	}
 	p, err := h.store.PendingEnrollment(ctx, h.Realm, user)
 	if errors.Is(err, sessions.ErrNotFound) || err == nil && !t.Before(p.Expires) {
 		return h.getEnroll(w, r, user, rd, templates.ProblemEnrollGone, http.StatusBadRequest)
@@ -227,12 +227,20 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 			e.SealedSecret = sealed
 		}
 	}
+	ip := clientIP(r)
+	a, granted, err := h.reserveAttempt(ctx, user, ip, t)
+	if err != nil {
+		return h.unavailable(w, r, err)
+	}
+	if !granted {
+		return h.lockedPage(w, r, user, a, t)
+	}
 	ok, reason, err := h.checkTOTP(r, user, e, r.PostForm.Get("code"), t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
 	if !ok {
-		return h.failed(w, r, user, rd, MethodTOTP, reason, t, func(problem templates.Problem, status int) error {
+		return h.failed(w, r, user, rd, MethodTOTP, reason, a, t, func(problem templates.Problem, status int) error {
 			return h.getEnroll(w, r, user, rd, problem, status)
 		})
 	}
@@ -252,6 +260,9 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 		return h.unavailable(w, r, err)
 	}
 	h.audit(r, "enroll", user, MethodTOTP, "success", "")
+	if err := h.attemptSucceeded(ctx, user, ip, t); err != nil {
+		return h.unavailable(w, r, err)
+	}
 	if err := h.succeeded(w, r, user, MethodTOTP, t); err != nil {
 		return h.unavailable(w, r, err)
 	}
@@ -318,8 +329,13 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, user, rd
 		return h.unavailable(w, r, err)
 	}
 	t := now()
-	if done, err := h.refuseIfLocked(w, r, user, t); done || err != nil {
-		return err
+	ip := clientIP(r)
+	a, granted, err := h.reserveAttempt(ctx, user, ip, t)
+	if err != nil {
+		return h.unavailable(w, r, err)
+	}
+	if !granted {
+		return h.lockedPage(w, r, user, a, t)
 	}
 	code := r.PostForm.Get("code")
 	method := MethodTOTP
@@ -348,9 +364,12 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, user, rd
 		}
 	}
 	if !ok {
-		return h.failed(w, r, user, rd, method, reason, t, func(problem templates.Problem, status int) error {
+		return h.failed(w, r, user, rd, method, reason, a, t, func(problem templates.Problem, status int) error {
 			return h.challengePage(w, r, user, rd, problem, status)
 		})
+	}
+	if err := h.attemptSucceeded(ctx, user, ip, t); err != nil {
+		return h.unavailable(w, r, err)
 	}
 	if method == MethodRecovery {
 		// A recovery code means the authenticator may be lost, and with
@@ -378,6 +397,9 @@ func (h *Handler) postChallenge(w http.ResponseWriter, r *http.Request, user, rd
 // working while that secret is listed). sessions.ErrNotFound if no hash
 // matches an unused code.
 func (h *Handler) useRecoveryCode(ctx context.Context, user, norm string) (int, error) {
+	if codeChecked != nil {
+		codeChecked(user)
+	}
 	remaining, err := h.store.UseRecoveryCode(ctx, h.Realm, user, challenge.HashRecoveryCode(h.keys.RecoveryMAC, h.Realm, user, norm))
 	for _, k := range h.ring.Previous {
 		if !errors.Is(err, sessions.ErrNotFound) {
@@ -388,14 +410,11 @@ func (h *Handler) useRecoveryCode(ctx context.Context, user, norm string) (int, 
 	return remaining, err
 }
 
-// failed counts a refused code and shows the page again with the reason,
-// or the lockout page once the limit is reached.
-func (h *Handler) failed(w http.ResponseWriter, r *http.Request, user, rd, method, reason string, t time.Time, again func(templates.Problem, int) error) error {
+// failed logs a refused code and shows the page again with the reason,
+// or the lockout page once the limit is reached. The failure was counted
+// when the attempt was reserved; a is the state that reservation left.
+func (h *Handler) failed(w http.ResponseWriter, r *http.Request, user, rd, method, reason string, a sessions.Attempts, t time.Time, again func(templates.Problem, int) error) error {
 	h.audit(r, "verify", user, method, "failure", reason)
-	a, err := h.addFailure(r.Context(), user, clientIP(r), t)
-	if err != nil {
-		return h.unavailable(w, r, err)
-	}
 	if a.Locked(t) {
 		h.audit(r, "lockout", user, method, "locked", reason)
 		return h.lockedPage(w, r, user, a, t)
@@ -409,7 +428,9 @@ func (h *Handler) failed(w http.ResponseWriter, r *http.Request, user, rd, metho
 	return again(templates.ProblemWrongCode, http.StatusUnauthorized)
 }
 
-// refuseIfLocked shows the lockout page if the user is locked out.
+// refuseIfLocked shows the lockout page if the user is locked out: a
+// cheap early answer for a page that shows a code form. It decides
+// nothing about a submitted code (see reserveAttempt).
 func (h *Handler) refuseIfLocked(w http.ResponseWriter, r *http.Request, user string, t time.Time) (bool, error) {
 	a, err := h.attempts(r.Context(), user, clientIP(r), t)
 	if err != nil {

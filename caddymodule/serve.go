@@ -242,11 +242,12 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
-	a, err := h.attempts(ctx, user, clientIP(r), t)
+	ip := clientIP(r)
+	a, granted, err := h.reserveAttempt(ctx, user, ip, t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
-	if a.Locked(t) {
+	if !granted {
 		return h.lockedJSON(w, a, t)
 	}
 	ok, reason, err := h.checkTOTP(r, user, e, code, t)
@@ -254,16 +255,16 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 		return h.unavailable(w, r, err)
 	}
 	if !ok {
+		// Counted already, by the reservation.
 		h.audit(r, "verify", user, MethodTOTP, "failure", reason)
-		a, err := h.addFailure(ctx, user, clientIP(r), t)
-		if err != nil {
-			return h.unavailable(w, r, err)
-		}
 		if a.Locked(t) {
 			h.audit(r, "lockout", user, MethodTOTP, "locked", "")
 			return h.lockedJSON(w, a, t)
 		}
 		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "two_factor_invalid", "challenge": h.pageURL("/challenge", safeReturn(r.URL.RequestURI(), h.PathPrefix))})
+	}
+	if err := h.attemptSucceeded(ctx, user, ip, t); err != nil {
+		return h.unavailable(w, r, err)
 	}
 	if err := h.succeeded(w, r, user, MethodTOTP, t); err != nil {
 		return h.unavailable(w, r, err)
@@ -273,7 +274,8 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 
 // checkTOTP verifies code against the enrollment and claims its time step,
 // so that a code is accepted at most once per user on every instance. The
-// reason names why a code was refused (for the log and the page).
+// reason names why a code was refused (for the log and the page). Callers
+// must have reserved the attempt (reserveAttempt) first.
 func (h *Handler) checkTOTP(r *http.Request, user string, e sessions.Enrollment, code string, t time.Time) (ok bool, reason string, err error) {
 	p := enrollmentParams(e)
 	kind, digits := challenge.Classify(code, p)
@@ -285,6 +287,9 @@ func (h *Handler) checkTOTP(r *http.Request, user string, e sessions.Enrollment,
 		return false, "", errors.New("cannot decrypt the enrollment: was the secret changed? (list the old one in previous_secrets)")
 	}
 	defer clear(secret)
+	if codeChecked != nil {
+		codeChecked(user)
+	}
 	step, ok := challenge.VerifyTOTP(secret, digits, t, h.skew, p)
 	if !ok {
 		return false, "wrong_code", nil
@@ -340,11 +345,9 @@ func enrollmentParams(e sessions.Enrollment) challenge.Params {
 	return p
 }
 
-// succeeded clears the user's failures and starts a fresh session.
+// succeeded starts a fresh session after a second factor was verified
+// (its reserved attempt settled by attemptSucceeded first).
 func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method string, t time.Time) error {
-	if err := h.clearFailures(r.Context(), user); err != nil {
-		return err
-	}
 	if err := h.startSession(w, r, user, method, t); err != nil {
 		return err
 	}

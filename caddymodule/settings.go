@@ -317,15 +317,23 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 	return h.renderError(w, r, http.StatusBadRequest, "bad_request")
 }
 
-// freshCode checks the TOTP code a sensitive settings form carries. A
-// recovery code is refused, and refusals count towards the user's failure
-// limit. When it returns false it has answered the request (the page with
-// the problem, the lockout page or a store error) and err is the result.
+// freshCode checks the TOTP code a sensitive settings form carries, after
+// reserving the attempt like the challenge does. A recovery code is
+// refused, and refusals count towards the user's failure limit; a right
+// code clears it. When it returns false it has answered the request (the
+// page with the problem, the lockout page or a store error) and err is
+// the result.
 func (h *Handler) freshCode(w http.ResponseWriter, r *http.Request, user, rd string, st settingsState, action string, t time.Time) (bool, error) {
 	event := "settings_" + action
-	if done, err := h.refuseIfLocked(w, r, user, t); done || err != nil {
+	ctx := r.Context()
+	ip := clientIP(r)
+	a, granted, err := h.reserveAttempt(ctx, user, ip, t)
+	if err != nil {
+		return false, h.unavailable(w, r, err)
+	}
+	if !granted {
 		h.audit(r, event, user, "", "failure", "locked")
-		return false, err
+		return false, h.lockedPage(w, r, user, a, t)
 	}
 	code := r.PostForm.Get("code")
 	ok, reason, err := h.checkTOTP(r, user, st.e, code, t)
@@ -333,6 +341,9 @@ func (h *Handler) freshCode(w http.ResponseWriter, r *http.Request, user, rd str
 		return false, h.unavailable(w, r, err)
 	}
 	if ok {
+		if err := h.attemptSucceeded(ctx, user, ip, t); err != nil {
+			return false, h.unavailable(w, r, err)
+		}
 		return true, nil
 	}
 	recoveryCode := false
@@ -340,7 +351,7 @@ func (h *Handler) freshCode(w http.ResponseWriter, r *http.Request, user, rd str
 		recoveryCode, reason = true, "recovery_code"
 	}
 	h.audit(r, event, user, "", "failure", reason)
-	return false, h.failed(w, r, user, rd, MethodTOTP, reason, t, func(problem templates.Problem, status int) error {
+	return false, h.failed(w, r, user, rd, MethodTOTP, reason, a, t, func(problem templates.Problem, status int) error {
 		return h.settingsPage(w, r, user, rd, st, problem, templates.Settings{Form: action, RecoveryCode: recoveryCode}, status)
 	})
 }
