@@ -354,3 +354,47 @@ func TestAttemptBudgetTwoProcesses(t *testing.T) {
 		}
 	}
 }
+
+// headerIdentity makes every request of a client carry user in X-User,
+// the identity header of a forward_auth-style setup.
+type headerIdentity struct {
+	user string
+	next http.RoundTripper
+}
+
+func (h headerIdentity) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-User", h.user)
+	return h.next.RoundTrip(r)
+}
+
+// TestResetOfCounterNamedUser (issue 12 §4): a user whose name looks like
+// a counter key ("user:alice", possible with forward_auth or app_login)
+// replaces their own authenticator, which resets them; alice's lockout
+// must survive it. Counters live in a name space no user name reaches.
+func TestResetOfCounterNamedUser(t *testing.T) {
+	s := startSite(t, siteOptions{noAuth: true, gate: "user {http.request.header.X-User}\n\t\tmax_attempts 3 5m 10m"})
+	as := func(user string) *browser {
+		b := s.browser("")
+		b.client.Transport = headerIdentity{user, b.client.Transport}
+		return b
+	}
+	key, _ := as("alice").enroll()
+	attackerKey, _ := as("user:alice").enroll()
+	advance(30 * time.Second)
+	b := as("alice")
+	for range 2 {
+		b.challenge(wrongCode(key), false).expect(t, http.StatusUnauthorized)
+	}
+	b.challenge(wrongCode(key), false).expect(t, http.StatusTooManyRequests)
+
+	// "user:alice" resets their own two-factor.
+	m := as("user:alice")
+	m.challenge(totp(attackerKey, testNow()), false).expectRedirect(t, "/app")
+	advance(30 * time.Second)
+	page := settingsGet(t, m)
+	settingsAction(t, m, page, "replace_authenticator", url.Values{"code": {totp(attackerKey, testNow())}}).expectRedirect(t, "/.2fa/enroll")
+
+	// alice is still locked out: her right code is refused.
+	b.challenge(totp(key, testNow()), false).expect(t, http.StatusTooManyRequests)
+}
