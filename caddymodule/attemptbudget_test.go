@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -12,8 +13,11 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/caddy-2fa/caddy-2fa/challenge"
 	"github.com/caddy-2fa/caddy-2fa/internal/redistest"
+	"github.com/caddy-2fa/caddy-2fa/sessions/redisstore"
 )
 
 // budgetMax is max_attempts in the attempt-budget tests: the number of
@@ -397,4 +401,94 @@ func TestResetOfCounterNamedUser(t *testing.T) {
 
 	// alice is still locked out: her right code is refused.
 	b.challenge(totp(key, testNow()), false).expect(t, http.StatusTooManyRequests)
+}
+
+// TestReplayMarkerSurvivesClockSkew (issue 12 §4): instances sharing Redis
+// write the replay marker's expiry with their own clocks. A code accepted
+// on an instance whose clock is 55 s fast, or checked later on one whose
+// clock is 55 s slow, must still be refused by the other for as long as
+// that one could accept the code's step: the marker in Redis outlives the
+// reader's whole acceptance window, and the reader refuses the step.
+func TestReplayMarkerSurvivesClockSkew(t *testing.T) {
+	rs := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Network: "unix", Addr: rs.Socket})
+	t.Cleanup(func() { client.Close() })
+	p := challenge.DefaultParams()
+	for i, tc := range []struct {
+		name           string
+		writer, reader time.Duration // clock offsets of the two instances
+	}{
+		{"writer 55s fast", 55 * time.Second, 0},
+		{"reader 55s slow", 0, -55 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prefix := fmt.Sprintf("skew%d", i)
+			instance := func(off time.Duration) *Handler {
+				st := redisstore.New(client, redisstore.Options{KeyPrefix: prefix, Now: func() time.Time { return time.Now().Add(off) }})
+				return &Handler{store: st, Realm: "default", skew: 1}
+			}
+			w, rd := instance(tc.writer), instance(tc.reader)
+			req := httptest.NewRequest("POST", "/.2fa/challenge", nil)
+			// The code the phone shows now: both instances accept its
+			// step (each is within one step of it on its own clock).
+			real := time.Now()
+			step := real.Unix() / int64(p.Period)
+			if ok, reason, err := w.claimStep(req, "alice", step, p); !ok || err != nil {
+				t.Fatalf("first claim: %v, %q, %v", ok, reason, err)
+			}
+			// The reader accepts the step until the end of step+skew on
+			// its own clock.
+			readerLast := time.Unix((step+2)*int64(p.Period), 0).Add(-tc.reader)
+			keys := client.Keys(t.Context(), prefix+":*").Val()
+			if len(keys) != 1 {
+				t.Fatalf("keys after one claim: %q, want the step marker only", keys)
+			}
+			ttl := client.PTTL(t.Context(), keys[0]).Val()
+			if gone := real.Add(ttl); gone.Before(readerLast) {
+				t.Errorf("the marker leaves Redis at %v, %v before the reader stops accepting the step (%v)", gone.Format(time.TimeOnly), readerLast.Sub(gone).Round(time.Second), readerLast.Format(time.TimeOnly))
+			}
+			if ok, reason, err := rd.claimStep(req, "alice", step, p); ok || err != nil || reason != "used_code" {
+				t.Errorf("second claim of the same step on the other instance: %v, %q, %v; want used_code", ok, reason, err)
+			}
+		})
+	}
+}
+
+// TestClockSkewWarning: an instance whose clock is 55 s away from the
+// Redis server's says so in its log at start-up.
+func TestClockSkewWarning(t *testing.T) {
+	rs := redistest.Start(t)
+	logFile := t.TempDir() + "/caddy.log"
+	saved := clockOffset.Load()
+	clockOffset.Store(int64(55 * time.Second))
+	defer clockOffset.Store(saved)
+	startCustomSite(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t}\n", logFile), fmt.Sprintf(`	two_factor {
+		secret %q
+		store redis unix://%s
+	}
+	respond "app" 200`, fuzzSecret, rs.Socket))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(logFile)
+		if line := grepLine(string(b), "clock differs from the Redis server"); line != "" {
+			if !strings.Contains(line, `"level":"warn"`) || !strings.Contains(line, `"offset"`) {
+				t.Errorf("clock warning = %s, want a warning with the offset", line)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no clock warning within 10 s:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// grepLine returns the first line of s that contains sub ("" if none).
+func grepLine(s, sub string) string {
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
 }

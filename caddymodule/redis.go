@@ -121,16 +121,30 @@ func redisConfig(cfg *StoreConfig) (redisstore.Config, error) {
 	return rc, nil
 }
 
+// maxClockOffset is how far an instance's clock may be from the Redis
+// server's before the gate warns. Instances write lockout and replay
+// records with their own clocks: the replay marker is kept long enough to
+// cover any plausible difference (replayMarkerMargin), but a lockout ends
+// early, by the difference, on an instance whose clock is ahead of the
+// one that started it.
+const maxClockOffset = 3 * time.Second
+
 // watchRedis logs when Redis becomes unreachable and when it is back, and
 // each time it (re)connects reads maxmemory-policy: an allkeys-* policy
 // lets Redis evict enrollments, which would let their users enroll afresh.
+// On every check it also compares this instance's clock with the server's
+// and warns when they drift more than maxClockOffset apart (and says when
+// they agree again).
 func watchRedis(ctx context.Context, store *redisstore.Store, name string, logger *zap.Logger) {
-	up, first := false, true
+	up, first, skewed := false, true, false
 	t := time.NewTicker(redisHealthInterval)
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := store.Ping(pctx)
+		if err == nil {
+			skewed = checkClock(pctx, store, name, skewed, logger)
+		}
 		if err == nil && !up {
 			policy, risky, perr := store.EvictionPolicy(pctx)
 			switch {
@@ -154,4 +168,26 @@ func watchRedis(ctx context.Context, store *redisstore.Store, name string, logge
 		case <-t.C:
 		}
 	}
+}
+
+// checkClock compares the gate's clock with the Redis server's, logs a
+// warning when the difference grows past maxClockOffset (wasSkewed false)
+// and a notice when it is back under it, and reports whether it is past.
+func checkClock(ctx context.Context, store *redisstore.Store, name string, wasSkewed bool, logger *zap.Logger) bool {
+	before := now()
+	server, err := store.ServerTime(ctx)
+	if err != nil {
+		return wasSkewed
+	}
+	local := before.Add(now().Sub(before) / 2)
+	offset := local.Sub(server)
+	skewed := offset > maxClockOffset || offset < -maxClockOffset
+	switch {
+	case skewed && !wasSkewed:
+		logger.Warn("this instance's clock differs from the Redis server's: lockouts started elsewhere may end early here; synchronise the clocks (NTP)",
+			zap.String("redis", name), zap.Duration("offset", offset.Round(time.Millisecond)))
+	case !skewed && wasSkewed:
+		logger.Info("this instance's clock agrees with the Redis server's again", zap.String("redis", name), zap.Duration("offset", offset.Round(time.Millisecond)))
+	}
+	return skewed
 }

@@ -323,10 +323,22 @@ func (h *Handler) reseal(r *http.Request, user string, old, secret []byte) {
 	}
 }
 
+// replayMarkerMargin is how long the last accepted step is kept beyond
+// the moment the step stops verifying. Instances sharing a store write the
+// marker's expiry with their own clocks, and an instance whose clock is
+// behind accepts a step later than one whose clock is right: with a marker
+// kept only for the step's own window, a code accepted on an instance 55
+// s fast was accepted again on one with the right clock. Steps only grow,
+// so keeping the marker longer refuses nothing that could verify: the
+// margin covers clocks up to an hour apart (the gate warns when Redis's
+// clock and its own differ by more than maxClockOffset).
+const replayMarkerMargin = time.Hour
+
 func (h *Handler) claimStep(r *http.Request, user string, step int64, p challenge.Params) (bool, string, error) {
 	// Keep the claim while the step could still verify: until the end of
-	// step+skew, plus one step of margin.
-	until := time.Unix((step+int64(h.skew)+2)*int64(p.Period), 0)
+	// step+skew, plus one step, plus the margin for clock differences
+	// between instances.
+	until := time.Unix((step+int64(h.skew)+2)*int64(p.Period), 0).Add(replayMarkerMargin)
 	accepted, err := h.store.AcceptStep(r.Context(), h.Realm, user, step, until)
 	if err != nil {
 		return false, "", err

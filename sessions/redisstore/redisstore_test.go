@@ -378,6 +378,9 @@ func everyMethodTimed(s *Store) (map[string]error, map[string]time.Duration) {
 	_, errs["Attempts"] = s.Attempts(ctx, "r", "alice", now)
 	timed()
 	errs["ClearFailures"] = s.ClearFailures(ctx, "r", "alice")
+	_, _, errs["ReserveAttempt"] = s.ReserveAttempt(ctx, "r", now, sessions.Counter{Key: "alice", Limit: sessions.Limit{Max: 5, Window: time.Minute}})
+	errs["ReleaseAttempt"] = s.ReleaseAttempt(ctx, "r", "alice", now, sessions.Limit{Max: 5, Window: time.Minute})
+	_, errs["ServerTime"] = s.ServerTime(ctx)
 	timed()
 	errs["PutSession"] = s.PutSession(ctx, "r", "sess-2", sessions.Session{User: "alice", Expires: exp})
 	timed()
@@ -478,6 +481,18 @@ func TestServerDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServerTime checks that ServerTime reads the server's clock (the
+// test server runs on this machine, so it agrees with time.Now).
+func TestServerTime(t *testing.T) {
+	srv := redistest.Start(t)
+	s := New(socketClient(t, srv), Options{Now: func() time.Time { return time.Now().Add(time.Hour) }})
+	got, err := s.ServerTime(t.Context())
+	must(t, err)
+	if d := time.Since(got); d > time.Second || d < -time.Second {
+		t.Errorf("ServerTime = %v, %v from time.Now; want the server's clock, not Options.Now", got, d)
 	}
 }
 

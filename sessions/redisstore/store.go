@@ -161,6 +161,19 @@ func (s *Store) Ping(ctx context.Context) error {
 	return fail("ping", s.rdb.Ping(ctx).Err())
 }
 
+// ServerTime returns the server's clock (TIME). Records are written with
+// the instances' clocks (see the package documentation): callers compare
+// it with their own to warn when an instance's clock is off.
+func (s *Store) ServerTime(ctx context.Context) (time.Time, error) {
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	t, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return time.Time{}, fail("reading the server's clock", err)
+	}
+	return t, nil
+}
+
 // EvictionPolicy returns the server's maxmemory-policy, and whether it is
 // risky: an allkeys-* policy lets Redis evict enrollments, recovery codes,
 // profiles and users sets (which have no TTL) when memory runs out; the safe choices are
