@@ -125,15 +125,23 @@ func htmlSubmissions(t *testing.T, sites []*site, user string) submission {
 	t.Helper()
 	b := sites[0].browser(user)
 	page := b.get("/.2fa/challenge").expect(t, http.StatusOK)
-	tok := csrfOf(t, page)
+	return formSubmissions(sites, b, "/.2fa/challenge", url.Values{"csrf_token": {csrfOf(t, page)}, "rd": {"/app"}})
+}
+
+// formSubmissions returns a submission that posts fields and the code to
+// path with browser b's cookies, spread over the sites.
+func formSubmissions(sites []*site, b *browser, path string, fields url.Values) submission {
 	return func(i int, code string) (int, error) {
 		s := sites[i%len(sites)]
-		form := url.Values{"csrf_token": {tok}, "code": {code}, "rd": {"/app"}}
-		req, err := http.NewRequest("POST", s.base+"/.2fa/challenge", strings.NewReader(form.Encode()))
+		form := url.Values{"code": {code}}
+		for k, v := range fields {
+			form[k] = v
+		}
+		req, err := http.NewRequest("POST", s.base+path, strings.NewReader(form.Encode()))
 		if err != nil {
 			return 0, err
 		}
-		req.SetBasicAuth(user, passwords[user])
+		req.SetBasicAuth(b.user, passwords[b.user])
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", b.accept)
 		req.Header.Set("Origin", s.base)
@@ -247,6 +255,54 @@ func TestAttemptBudgetConcurrentWrongCodes(t *testing.T) {
 					})
 				}
 			}
+		}
+	})
+}
+
+// TestAttemptBudgetEveryPath (issue 12 §1): the other paths that check a
+// code spend the same budget: 50 wrong codes at once on the enrollment
+// confirmation, 50 wrong recovery codes on the challenge, and 50 wrong
+// codes on a settings form that asks for a fresh code each have exactly
+// max_attempts codes checked.
+func TestAttemptBudgetEveryPath(t *testing.T) {
+	clockOffset.Store(0)
+	const n = 50
+	budgetStores(t, func(t *testing.T, store string) {
+		for _, path := range []string{"enroll", "recovery", "settings"} {
+			t.Run(path, func(t *testing.T) {
+				sites := budgetSites(t, store, "every-"+path, 2)
+				b := sites[0].browser("alice")
+				var send submission
+				code := "000000"
+				switch path {
+				case "enroll":
+					page := b.get("/.2fa/enroll").expect(t, http.StatusOK)
+					key := secretOf(t, enrollmentURI(t, page))
+					code = wrongCodeAt(key, testNow())
+					send = formSubmissions(sites, b, "/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, page)}})
+				case "recovery":
+					b.enroll()
+					advance(30 * time.Second)
+					c := sites[0].browser("alice")
+					page := c.get("/.2fa/challenge").expect(t, http.StatusOK)
+					code = "aaaaa-bbbbb" // a well-formed recovery code that is not one of hers
+					send = formSubmissions(sites, c, "/.2fa/challenge", url.Values{"csrf_token": {csrfOf(t, page)}})
+				case "settings":
+					key, _ := b.enroll()
+					advance(30 * time.Second)
+					page := settingsGet(t, b)
+					code = wrongCodeAt(key, testNow())
+					send = formSubmissions(sites, b, "/.2fa/settings", url.Values{"csrf_token": {csrfOf(t, page)}, "action": {"new_recovery_codes"}})
+				}
+				checks := countChecks(t, 0)
+				statuses := burst(t, n, send, code, nil)
+				if got := checks.count("alice"); got != budgetMax {
+					t.Errorf("%d concurrent wrong codes on %s: %d codes checked, want exactly %d (answers %v)", n, path, got, budgetMax, statuses)
+				}
+				if statuses[http.StatusTooManyRequests] != n-budgetMax+1 {
+					t.Errorf("answers %v, want %d × 429", statuses, n-budgetMax+1)
+				}
+			})
 		}
 	})
 }
