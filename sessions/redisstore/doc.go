@@ -103,10 +103,11 @@
 // go away on their own. Sessions made before the change read as absent,
 // so their users verify again once.
 //
-// TTLs are computed from the store's clock (Options.Now) or, for failure
-// counters, from the now passed to AddFailure or ReserveAttempt, and rounded up to the
-// millisecond; a record written with an expiry that has already passed is
-// deleted instead. Every read also checks the record's own expiry, so a
+// TTLs are computed from the store's clock (Options.Now) or, for attempt
+// counters, from the now passed to AddFailure or ReserveAttempt, and
+// rounded up to the millisecond; a record written with an expiry that has
+// already passed is deleted instead. Instances therefore write with their
+// own clocks: ServerTime lets them compare theirs with the server's. Every read also checks the record's own expiry, so a
 // record reads as absent from its expiry on, whatever the server's clock
 // says. Only enrollments, recovery codes, profiles and the users sets
 // have no TTL (and a profile hash holding only session index entries
