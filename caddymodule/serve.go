@@ -280,7 +280,12 @@ func (h *Handler) checkTOTP(r *http.Request, user string, e sessions.Enrollment,
 	if kind != challenge.KindTOTP {
 		return false, "bad_format", nil
 	}
-	secret, current, err := h.ring.Open(h.Realm, user, e.SealedSecret)
+	// A secret sealed under a previous secret's key is left as it is:
+	// re-sealing it under the current key here would lock the user out of
+	// every instance not yet given the new secret (503) during a rolling
+	// rotation. Only "caddy two-factor rekey" re-seals, once every
+	// instance has the new secret.
+	secret, _, err := h.ring.Open(h.Realm, user, e.SealedSecret)
 	if err != nil {
 		return false, "", errors.New("cannot decrypt the enrollment: was the secret changed? (list the old one in previous_secrets)")
 	}
@@ -289,33 +294,7 @@ func (h *Handler) checkTOTP(r *http.Request, user string, e sessions.Enrollment,
 	if !ok {
 		return false, "wrong_code", nil
 	}
-	ok, reason, err = h.claimStep(r, user, step, p)
-	if ok && !current {
-		h.reseal(r, user, e.SealedSecret, secret)
-	}
-	return ok, reason, err
-}
-
-// reseal encrypts the TOTP secret of an enrollment that only a previous
-// secret's key opened under the current key, unless the enrollment
-// changed meanwhile (compare-and-set on the old bytes). A failure is
-// logged, not answered: the code was right, and the next verification
-// (or "caddy two-factor rekey") tries again.
-func (h *Handler) reseal(r *http.Request, user string, old, secret []byte) {
-	sealed, err := h.keys.Seal(h.Realm, user, secret)
-	if err == nil {
-		_, err = h.store.ReplaceSealedSecret(r.Context(), h.Realm, user, old, sealed)
-	}
-	switch {
-	case err == nil:
-		if ce := h.logger.Check(zapcore.DebugLevel, "re-sealed a TOTP secret under the current key"); ce != nil {
-			ce.Write(zap.String("realm", h.Realm), zap.String("user", user))
-		}
-	case errors.Is(err, sessions.ErrNotFound):
-		// A pending enrollment being confirmed, or reset meanwhile.
-	default:
-		h.logger.Warn("re-sealing a TOTP secret under the current key", zap.String("realm", h.Realm), zap.String("user", user), zap.Error(err))
-	}
+	return h.claimStep(r, user, step, p)
 }
 
 func (h *Handler) claimStep(r *http.Request, user string, step int64, p challenge.Params) (bool, string, error) {
