@@ -434,7 +434,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
 	}
-	h.store = newCachedStore(instrumentStore(h.store))
+	// The cache sits above the record checks, so that a cached session
+	// was checked when it was read and the hot path pays nothing more.
+	h.store = newCachedStore(newAuthStore(instrumentStore(h.store), h.ring, h.logger))
 	registerMetrics(ctx)
 	registerRealm(h)
 	return nil
