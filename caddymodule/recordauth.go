@@ -34,7 +34,9 @@ const (
 //   - sessions, trusted devices, pending enrollments and tokens carry a
 //     tag (keyring.Keys.RecordTag, made with a key derived from secret)
 //     over the realm, the key they are stored under, the user and every
-//     field that decides access, checked on every read.
+//     field that decides access, checked on every read;
+//   - a session started by a trusted device is valid only while that
+//     device is: removing the device ends its sessions.
 //
 // A record that fails its check reads as absent (never a pass, never a
 // store failure, so users are not stuck on a 503 page) and is logged once
@@ -132,8 +134,9 @@ func (a *authStore) PutSession(ctx context.Context, realm, id string, s sessions
 	return a.Store.PutSession(ctx, realm, key, s)
 }
 
-// Session returns the session of id if its tag checks;
-// sessions.ErrNotFound otherwise. A session stored under a previous
+// Session returns the session of id if its tag checks and, for a session
+// started by a trusted device, the device is still there for the same
+// user; sessions.ErrNotFound otherwise. A session stored under a previous
 // secret's key is moved to the current key (put new, then delete old), as
 // trusted devices and app_login bindings are, so that it outlives the
 // previous secret's retirement.
@@ -150,6 +153,18 @@ func (a *authStore) Session(ctx context.Context, realm, id string) (sessions.Ses
 		if !a.checkTag(s.MAC, recordSession, sessionTagFields(realm, key, s)...) {
 			a.refused(ctx, realm, recordSession, key, s.User, s.MAC)
 			return sessions.Session{}, sessions.ErrNotFound
+		}
+		if s.Device != "" {
+			d, err := a.Device(ctx, realm, s.Device)
+			if errors.Is(err, sessions.ErrNotFound) || err == nil && (d.User != s.User || !now().Before(d.Expires)) {
+				// The device was removed (settings, a recovery-code
+				// sign-in, admin revoke or reset) or expired: so are the
+				// sessions it started.
+				return sessions.Session{}, sessions.ErrNotFound
+			}
+			if err != nil {
+				return sessions.Session{}, err
+			}
 		}
 		if i > 0 {
 			if err := a.PutSession(ctx, realm, id, s); err != nil {

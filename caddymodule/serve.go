@@ -173,7 +173,7 @@ func (h *Handler) trustedDevice(w http.ResponseWriter, r *http.Request, user str
 			return false, err
 		}
 	}
-	if err := h.startSession(w, r, user, MethodTrustedDevice, t); err != nil {
+	if err := h.startSession(w, r, user, MethodTrustedDevice, key, t); err != nil {
 		return false, err
 	}
 	h.audit(r, "verify", user, MethodTrustedDevice, "success", "")
@@ -324,7 +324,7 @@ func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method
 	if err := h.clearFailures(r.Context(), user); err != nil {
 		return err
 	}
-	if err := h.startSession(w, r, user, method, t); err != nil {
+	if err := h.startSession(w, r, user, method, "", t); err != nil {
 		return err
 	}
 	if err := h.verifyAppBinding(r, user, method, t); err != nil {
@@ -339,8 +339,10 @@ func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method
 
 // startSession creates a verified session with a new random ID (never one
 // the browser brought: no fixation), drops the browser's previous session,
-// and sets the cookie.
-func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, method string, t time.Time) error {
+// and sets the cookie. device is the store key of the trusted device that
+// started it ("" for a code): the session ends when that device is
+// removed.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, method, device string, t time.Time) error {
 	if old := h.readCookie(r, sessionCookie); old != nil {
 		if err := h.store.DeleteSession(r.Context(), h.Realm, string(old)); err != nil {
 			return err
@@ -356,6 +358,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, met
 		LastSeen:  t,
 		ClientIP:  clientIP(r),
 		UserAgent: truncate(r.UserAgent(), 256),
+		Device:    device,
 	}
 	if err := h.store.PutSession(r.Context(), h.Realm, id, s); err != nil {
 		return err
