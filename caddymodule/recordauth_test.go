@@ -409,6 +409,33 @@ func TestStoreWriteAccessIsNotEnough(t *testing.T) {
 				expectLogged(t, lines[0], map[string]any{"level": "warn", "record": "token:invite", "result": "refused", "reason": "bad_tag"})
 			})
 
+			t.Run("UntaggedDevice", func(t *testing.T) {
+				// A trusted device as the previous version stored it
+				// (no tag) is refused, logged at info, not as tampering.
+				ts := startTamperSite(t, backend, "")
+				key, _ := ts.browser("alice").enroll()
+				laptop := ts.browser("alice")
+				laptop.challenge(totp(key, testNow().Add(30*time.Second)), true).expectRedirect(t, "/app")
+				raw := rawStore(t)
+				devs, err := raw.UserDevices(t.Context(), DefaultRealm, "alice")
+				if err != nil || len(devs) != 1 {
+					t.Fatalf("test setup: alice's devices %v, %v", devs, err)
+				}
+				d := devs[0]
+				d.MAC = nil
+				if err := raw.PutDevice(t.Context(), DefaultRealm, d.ID, d); err != nil {
+					t.Fatal(err)
+				}
+				advance(2 * sessionCacheTTL)
+				laptop.setCookie("2fa_session", "")
+				laptop.get("/app").expectRedirect(t, "/.2fa/challenge")
+				lines := ts.tamperLines(laptop.cookie("2fa_device"))
+				if len(lines) != 1 {
+					t.Fatalf("%d tampered_record lines, want 1: %v", len(lines), lines)
+				}
+				expectLogged(t, lines[0], map[string]any{"level": "info", "user": "alice", "record": "device", "reason": "untagged"})
+			})
+
 			t.Run("PlantInvite", func(t *testing.T) {
 				// Written as the previous version stored invites: under
 				// the SHA-256 of the link's token, which anyone can
