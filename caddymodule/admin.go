@@ -496,7 +496,7 @@ const (
 // one sealed it.
 func rekeyUser(ctx context.Context, info RealmInfo, realm, user string) (int, error) {
 	// A lost compare-and-set means the enrollment changed meanwhile (a
-	// verification re-sealed it, or a reset): read it again. Bounded, in
+	// concurrent rekey, a reset or a re-enrollment): read it again. Bounded, in
 	// case it keeps changing.
 	for range 3 {
 		e, err := info.Store.Enrollment(ctx, realm, user)

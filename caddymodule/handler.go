@@ -136,11 +136,14 @@ type Handler struct {
 	// signed still verify and are re-issued under Secret, trusted devices
 	// and app_login bindings stored under them are moved to Secret's keys
 	// when next used, TOTP secrets they encrypted still open and are
-	// re-encrypted after the next successful code (or all at once with
-	// "caddy two-factor rekey"), and recovery codes issued under them keep
+	// re-encrypted only by "caddy two-factor rekey" (never on a code, so
+	// that instances not yet given the new secret can still open them),
+	// and recovery codes issued under them keep
 	// working (they cannot be re-hashed without the codes; new ones are
 	// made under Secret). Everything is written with Secret. Needs Secret
-	// to be set explicitly. Remove an old value once session_ttl and
+	// to be set explicitly. With several instances, first list the new
+	// value here on every one, then swap, then rekey (README, "Rotating
+	// the secret"). Remove an old value once session_ttl and
 	// trust_device have passed since the switch, rekey reported nothing
 	// unreadable, and its recovery codes are no longer needed. Default:
 	// none.
@@ -431,7 +434,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("store: %v", err)
 	}
-	h.store = newCachedStore(instrumentStore(h.store))
+	// The cache sits above the record checks, so that a cached session
+	// was checked when it was read and the hot path pays nothing more.
+	h.store = newCachedStore(newAuthStore(instrumentStore(h.store), h.ring, h.logger))
 	registerMetrics(ctx)
 	registerRealm(h)
 	return nil

@@ -214,19 +214,10 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 		return h.unavailable(w, r, err)
 	}
 	params := challenge.DefaultParams()
+	// Enrolled sealed as it was shown, even under a previous secret's
+	// key: instances not yet given the new secret must still open it
+	// during a rolling rotation. "caddy two-factor rekey" re-seals.
 	e := sessions.Enrollment{SealedSecret: p.SealedSecret, Algorithm: params.Algorithm, Digits: params.Digits, Period: params.Period, Created: t}
-	if len(h.ring.Previous) > 0 {
-		// Shown before the secret was rotated: enroll it sealed under
-		// the current key.
-		if secret, current, err := h.ring.Open(h.Realm, user, p.SealedSecret); err == nil && !current {
-			sealed, err := h.keys.Seal(h.Realm, user, secret)
-			clear(secret)
-			if err != nil {
-				return h.unavailable(w, r, err)
-			}
-			e.SealedSecret = sealed
-		}
-	}
 	ip := clientIP(r)
 	a, granted, err := h.reserveAttempt(ctx, user, ip, t)
 	if err != nil {

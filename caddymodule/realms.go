@@ -91,9 +91,10 @@ func Realms() []string {
 // inviteTokenKind is the token kind under which invites are stored.
 const inviteTokenKind = "invite"
 
-// inviteID is the store ID of an invite token: its SHA-256, so the store
-// never holds a usable link. (The token has 130 random bits; no key is
-// needed, and the admin API, which has no keys, can compute it.)
+// inviteID is the ID of an invite token handed to the store: its SHA-256,
+// so no layer holds a usable link. The realm's store (authStore) keys it
+// again with a key derived from secret and tags the invite, so that an
+// invite cannot be planted or re-owned by writing to the store.
 func inviteID(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])

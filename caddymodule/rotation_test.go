@@ -184,34 +184,38 @@ func TestSecretRotation(t *testing.T) {
 		t.Error("the trusted device was not moved to B's key")
 	}
 
-	// A TOTP code verifies, and the enrollment is re-sealed under B.
+	// A TOTP code verifies, and the enrollment stays sealed under A: an
+	// instance not yet given B (during a rolling rotation) must still
+	// open it. Only rekey re-seals.
 	if got := sealedBy(t, "alice", rotA, rotB); len(got) != 1 || got[0] != rotA {
 		t.Fatalf("before a code: alice's enrollment opens with %v, want A only", got)
 	}
 	advance(30 * time.Second)
 	s.browser("alice").challenge(totp(key, testNow()), false).expectRedirect(t, "/app")
-	if got := sealedBy(t, "alice", rotA, rotB); len(got) != 1 || got[0] != rotB {
-		t.Fatalf("after a code: alice's enrollment opens with %v, want B only", got)
+	if got := sealedBy(t, "alice", rotA, rotB); len(got) != 1 || got[0] != rotA {
+		t.Fatalf("after a code: alice's enrollment opens with %v, want A only (no re-seal outside rekey)", got)
 	}
 
 	// A recovery code issued under A works.
 	s.browser("bob").challenge(bobCodes[0], false).expectRedirect(t, "/app")
 
-	// rekey re-seals bob's enrollment; alice's already is; carol's is
-	// reported, not deleted.
+	// rekey re-seals alice's and bob's enrollments; carol's is reported,
+	// not deleted.
 	var res rekeyResult
 	s.ok("POST", "/two-factor/realms/default/rekey", "", &res)
-	if res.Rekeyed != 1 || res.AlreadyCurrent != 1 || res.Unreadable != 1 || len(res.UnreadableUsers) != 1 || res.UnreadableUsers[0] != "carol" {
-		t.Fatalf("rekey = %+v, want 1 rekeyed (bob), 1 already current (alice), 1 unreadable (carol)", res)
+	if res.Rekeyed != 2 || res.AlreadyCurrent != 0 || res.Unreadable != 1 || len(res.UnreadableUsers) != 1 || res.UnreadableUsers[0] != "carol" {
+		t.Fatalf("rekey = %+v, want 2 rekeyed (alice, bob), 0 already current, 1 unreadable (carol)", res)
 	}
-	if got := sealedBy(t, "bob", rotA, rotB); len(got) != 1 || got[0] != rotB {
-		t.Fatalf("after rekey: bob's enrollment opens with %v, want B only", got)
+	for _, u := range []string{"alice", "bob"} {
+		if got := sealedBy(t, u, rotA, rotB); len(got) != 1 || got[0] != rotB {
+			t.Fatalf("after rekey: %s's enrollment opens with %v, want B only", u, got)
+		}
 	}
 	if got := sealedBy(t, "carol", rotC); len(got) != 1 {
 		t.Fatal("rekey changed or removed the unreadable enrollment")
 	}
 	expectLogged(t, s.logEvent("admin_rekey", rotA, rotB), map[string]any{
-		"realm": "default", "result": "success", "rekeyed": float64(1), "already_current": float64(1), "unreadable": float64(1),
+		"realm": "default", "result": "success", "rekeyed": float64(2), "already_current": float64(0), "unreadable": float64(1),
 	})
 	s.ok("POST", "/two-factor/realms/default/rekey", "", &res)
 	if res.Rekeyed != 0 || res.AlreadyCurrent != 2 || res.Unreadable != 1 {

@@ -173,7 +173,7 @@ func (h *Handler) trustedDevice(w http.ResponseWriter, r *http.Request, user str
 			return false, err
 		}
 	}
-	if err := h.startSession(w, r, user, MethodTrustedDevice, t); err != nil {
+	if err := h.startSession(w, r, user, MethodTrustedDevice, key, t); err != nil {
 		return false, err
 	}
 	h.audit(r, "verify", user, MethodTrustedDevice, "success", "")
@@ -282,7 +282,12 @@ func (h *Handler) checkTOTP(r *http.Request, user string, e sessions.Enrollment,
 	if kind != challenge.KindTOTP {
 		return false, "bad_format", nil
 	}
-	secret, current, err := h.ring.Open(h.Realm, user, e.SealedSecret)
+	// A secret sealed under a previous secret's key is left as it is:
+	// re-sealing it under the current key here would lock the user out of
+	// every instance not yet given the new secret (503) during a rolling
+	// rotation. Only "caddy two-factor rekey" re-seals, once every
+	// instance has the new secret.
+	secret, _, err := h.ring.Open(h.Realm, user, e.SealedSecret)
 	if err != nil {
 		return false, "", errors.New("cannot decrypt the enrollment: was the secret changed? (list the old one in previous_secrets)")
 	}
@@ -294,33 +299,7 @@ func (h *Handler) checkTOTP(r *http.Request, user string, e sessions.Enrollment,
 	if !ok {
 		return false, "wrong_code", nil
 	}
-	ok, reason, err = h.claimStep(r, user, step, p)
-	if ok && !current {
-		h.reseal(r, user, e.SealedSecret, secret)
-	}
-	return ok, reason, err
-}
-
-// reseal encrypts the TOTP secret of an enrollment that only a previous
-// secret's key opened under the current key, unless the enrollment
-// changed meanwhile (compare-and-set on the old bytes). A failure is
-// logged, not answered: the code was right, and the next verification
-// (or "caddy two-factor rekey") tries again.
-func (h *Handler) reseal(r *http.Request, user string, old, secret []byte) {
-	sealed, err := h.keys.Seal(h.Realm, user, secret)
-	if err == nil {
-		_, err = h.store.ReplaceSealedSecret(r.Context(), h.Realm, user, old, sealed)
-	}
-	switch {
-	case err == nil:
-		if ce := h.logger.Check(zapcore.DebugLevel, "re-sealed a TOTP secret under the current key"); ce != nil {
-			ce.Write(zap.String("realm", h.Realm), zap.String("user", user))
-		}
-	case errors.Is(err, sessions.ErrNotFound):
-		// A pending enrollment being confirmed, or reset meanwhile.
-	default:
-		h.logger.Warn("re-sealing a TOTP secret under the current key", zap.String("realm", h.Realm), zap.String("user", user), zap.Error(err))
-	}
+	return h.claimStep(r, user, step, p)
 }
 
 // replayMarkerMargin is how long the last accepted step is kept beyond
@@ -360,7 +339,7 @@ func enrollmentParams(e sessions.Enrollment) challenge.Params {
 // succeeded starts a fresh session after a second factor was verified
 // (its reserved attempt settled by attemptSucceeded first).
 func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method string, t time.Time) error {
-	if err := h.startSession(w, r, user, method, t); err != nil {
+	if err := h.startSession(w, r, user, method, "", t); err != nil {
 		return err
 	}
 	if err := h.verifyAppBinding(r, user, method, t); err != nil {
@@ -375,8 +354,10 @@ func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method
 
 // startSession creates a verified session with a new random ID (never one
 // the browser brought: no fixation), drops the browser's previous session,
-// and sets the cookie.
-func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, method string, t time.Time) error {
+// and sets the cookie. device is the store key of the trusted device that
+// started it ("" for a code): the session ends when that device is
+// removed.
+func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, method, device string, t time.Time) error {
 	if old := h.readCookie(r, sessionCookie); old != nil {
 		if err := h.store.DeleteSession(r.Context(), h.Realm, string(old)); err != nil {
 			return err
@@ -392,6 +373,7 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, met
 		LastSeen:  t,
 		ClientIP:  clientIP(r),
 		UserAgent: truncate(r.UserAgent(), 256),
+		Device:    device,
 	}
 	if err := h.store.PutSession(r.Context(), h.Realm, id, s); err != nil {
 		return err

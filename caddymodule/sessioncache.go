@@ -75,6 +75,35 @@ func (c *cachedStore) forget(realm, id string) {
 	c.mu.Unlock()
 }
 
+// forgetDevice drops the cached sessions that a trusted device started:
+// the device with store key device, or any of user's when device is "".
+func (c *cachedStore) forgetDevice(realm, user, device string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.m {
+		if k.realm == realm && e.s.Device != "" && (e.s.Device == device || device == "" && e.s.User == user) {
+			delete(c.m, k)
+		}
+	}
+}
+
+// DeleteDevice deletes in the store and drops the cached sessions the
+// device started (on other instances they end within sessionCacheTTL,
+// when the session is read again and its device is gone).
+func (c *cachedStore) DeleteDevice(ctx context.Context, realm, id string) error {
+	err := c.Store.DeleteDevice(ctx, realm, id)
+	c.forgetDevice(realm, "", id)
+	return err
+}
+
+// DeleteUserDevices deletes in the store and drops the cached sessions
+// that the user's devices started.
+func (c *cachedStore) DeleteUserDevices(ctx context.Context, realm, user string) (int, error) {
+	n, err := c.Store.DeleteUserDevices(ctx, realm, user)
+	c.forgetDevice(realm, user, "")
+	return n, err
+}
+
 // forgetUser drops the cached sessions of user in realm, except keep.
 func (c *cachedStore) forgetUser(realm, user string, keep ...string) {
 	c.mu.Lock()

@@ -37,6 +37,15 @@ type Keys struct {
 	RecoveryMAC []byte
 	// DeviceID keys the hash under which a trusted device is stored.
 	DeviceID []byte
+	// RecordMAC keys the tags that bind a stored record (session, trusted
+	// device, pending enrollment, one-time token) to the key it is stored
+	// under, its realm and its user, so that write access to the store
+	// is not enough to forge, re-own or move a record.
+	RecordMAC []byte
+	// StoreID keys the hash under which sessions and one-time tokens are
+	// stored, so that the store never holds the IDs that cookies and links
+	// carry, and an ID read from a cookie does not give the store key.
+	StoreID []byte
 
 	seal cipher.AEAD
 }
@@ -59,6 +68,8 @@ func Derive(secret []byte) (*Keys, error) {
 		{&k.CSRFMAC, "caddy-2fa csrf cookie mac", 64},
 		{&k.RecoveryMAC, "caddy-2fa recovery code hash", 32},
 		{&k.DeviceID, "caddy-2fa device id hash", 32},
+		{&k.RecordMAC, "caddy-2fa store record mac", 32},
+		{&k.StoreID, "caddy-2fa store id hash", 32},
 	} {
 		if *d.dst, err = hkdf.Key(sha256.New, secret, nil, d.info, d.n); err != nil {
 			return nil, fmt.Errorf("deriving %s key: %v", d.info, err)
@@ -140,6 +151,48 @@ func (k *Keys) DeviceKey(token []byte) string {
 	m := hmac.New(sha256.New, k.DeviceID)
 	m.Write(token)
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// RecordTagLen is the length of a record tag: HMAC-SHA256 truncated to
+// 128 bits, which is plenty against forgery (an attacker must guess it
+// online, one store write and one request per guess) and keeps records
+// small.
+const RecordTagLen = 16
+
+// RecordTag is the tag of a stored record: HMAC-SHA256 under RecordMAC of
+// kind and the length-prefixed fields, truncated to RecordTagLen bytes.
+// Callers list every field that decides access, including the key the
+// record is stored under, its realm and its user.
+func (k *Keys) RecordTag(kind string, fields ...[]byte) []byte {
+	m := hmac.New(sha256.New, k.RecordMAC)
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(kind)))
+	m.Write(n[:])
+	m.Write([]byte(kind))
+	for _, f := range fields {
+		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+		m.Write(n[:])
+		m.Write(f)
+	}
+	return m.Sum(nil)[:RecordTagLen]
+}
+
+// CheckRecordTag reports whether tag is the RecordTag of kind and fields,
+// in constant time.
+func (k *Keys) CheckRecordTag(tag []byte, kind string, fields ...[]byte) bool {
+	return len(tag) == RecordTagLen && hmac.Equal(tag, k.RecordTag(kind, fields...))
+}
+
+// StoreKey is the key under which the record of kind with the random ID
+// id is stored: a keyed hash (HMAC-SHA256 under StoreID, 128 bits,
+// unpadded base64url, 22 characters), so that reading the store gives no
+// usable ID and reading a cookie gives no store key.
+func (k *Keys) StoreKey(kind, id string) string {
+	m := hmac.New(sha256.New, k.StoreID)
+	m.Write([]byte(kind))
+	m.Write([]byte{0})
+	m.Write([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
 }
 
 func associatedData(realm, user string) []byte {

@@ -24,7 +24,7 @@ func TestDeriveIsDeterministicAndSeparatesPurposes(t *testing.T) {
 	if !bytes.Equal(a.SessionMAC, b.SessionMAC) || !bytes.Equal(a.RecoveryMAC, b.RecoveryMAC) {
 		t.Fatal("same secret gave different keys")
 	}
-	keys := [][]byte{a.SessionMAC, a.DeviceMAC, a.CSRFMAC, a.RecoveryMAC, a.DeviceID}
+	keys := [][]byte{a.SessionMAC, a.DeviceMAC, a.CSRFMAC, a.RecoveryMAC, a.DeviceID, a.RecordMAC, a.StoreID}
 	for i := range keys {
 		for j := i + 1; j < len(keys); j++ {
 			if bytes.Equal(keys[i][:32], keys[j][:32]) {
@@ -110,6 +110,53 @@ func TestDeviceKey(t *testing.T) {
 	a, b := k.DeviceKey([]byte("token-a")), k.DeviceKey([]byte("token-b"))
 	if a == b || len(a) != 64 || a != k.DeviceKey([]byte("token-a")) {
 		t.Fatalf("DeviceKey: %q %q", a, b)
+	}
+}
+
+// TestRecordTag: a tag verifies only for the same kind and fields, under
+// the same secret; moving bytes between fields or changing the kind breaks
+// it (the fields are length-prefixed).
+func TestRecordTag(t *testing.T) {
+	k, _ := Derive(testSecret)
+	other, _ := Derive(append([]byte("x"), testSecret...))
+	tag := k.RecordTag("session", []byte("key"), []byte("alice"))
+	if len(tag) != RecordTagLen {
+		t.Fatalf("tag is %d bytes, want %d", len(tag), RecordTagLen)
+	}
+	if !k.CheckRecordTag(tag, "session", []byte("key"), []byte("alice")) {
+		t.Fatal("a tag does not verify with the same fields")
+	}
+	for name, ok := range map[string]bool{
+		"other user":    k.CheckRecordTag(tag, "session", []byte("key"), []byte("mallory")),
+		"other key":     k.CheckRecordTag(tag, "session", []byte("key2"), []byte("alice")),
+		"shifted bytes": k.CheckRecordTag(tag, "session", []byte("keya"), []byte("lice")),
+		"other kind":    k.CheckRecordTag(tag, "device", []byte("key"), []byte("alice")),
+		"other secret":  other.CheckRecordTag(tag, "session", []byte("key"), []byte("alice")),
+		"truncated":     k.CheckRecordTag(tag[:8], "session", []byte("key"), []byte("alice")),
+		"no tag":        k.CheckRecordTag(nil, "session", []byte("key"), []byte("alice")),
+	} {
+		if ok {
+			t.Errorf("%s: the tag verified", name)
+		}
+	}
+}
+
+// TestStoreKey: keyed, deterministic, separated by kind, 22 characters.
+func TestStoreKey(t *testing.T) {
+	k, _ := Derive(testSecret)
+	other, _ := Derive(append([]byte("x"), testSecret...))
+	a := k.StoreKey("session", "id-1")
+	if len(a) != 22 || a != k.StoreKey("session", "id-1") {
+		t.Fatalf("StoreKey %q: want 22 characters, the same each time", a)
+	}
+	for name, b := range map[string]string{
+		"other id":     k.StoreKey("session", "id-2"),
+		"other kind":   k.StoreKey("invite", "id-1"),
+		"other secret": other.StoreKey("session", "id-1"),
+	} {
+		if a == b {
+			t.Errorf("%s gives the same store key", name)
+		}
 	}
 }
 

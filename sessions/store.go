@@ -54,6 +54,9 @@ type PendingEnrollment struct {
 	SealedSecret []byte    `json:"sealed_secret"`
 	Created      time.Time `json:"created"`
 	Expires      time.Time `json:"expires"`
+	// MAC is the gate's tag over the record (see Session.MAC); the store
+	// keeps it as it is.
+	MAC []byte `json:"mac,omitempty"`
 }
 
 // Session is a verified two-factor session, referenced by a random ID that
@@ -72,6 +75,15 @@ type Session struct {
 	// admins), never used for decisions.
 	ClientIP  string `json:"client_ip,omitempty"`
 	UserAgent string `json:"user_agent,omitempty"`
+	// Device is the store key of the trusted device that started the
+	// session (empty if a code started it): the session ends with the
+	// device.
+	Device string `json:"device,omitempty"`
+	// MAC is the gate's tag binding the record to the key it is stored
+	// under, its realm, user and the fields that decide access, made with
+	// a key the store does not have. The store keeps it as it is, like
+	// every other field; TouchSession leaves it alone.
+	MAC []byte `json:"mac,omitempty"`
 }
 
 // Device is a trusted ("remember this device") browser of one user. The
@@ -84,6 +96,9 @@ type Device struct {
 	LastUsed  time.Time `json:"last_used"`
 	ClientIP  string    `json:"client_ip,omitempty"`
 	UserAgent string    `json:"user_agent,omitempty"`
+	// MAC is the gate's tag over the record (see Session.MAC); the store
+	// keeps it as it is, and TouchDevice leaves it alone.
+	MAC []byte `json:"mac,omitempty"`
 	// ID is the key the device is stored under. Filled in by UserDevices.
 	ID string `json:"-"`
 }

@@ -46,6 +46,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/caddy-2fa/caddy-2fa/keyring"
 	"github.com/caddy-2fa/caddy-2fa/sessions"
 	"github.com/caddy-2fa/caddy-2fa/sessions/redisstore"
 )
@@ -243,6 +244,7 @@ func session(user string, now time.Time, ttl time.Duration) sessions.Session {
 		LastSeen:  now,
 		ClientIP:  "203.0.113.54",
 		UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+		MAC:       make([]byte, keyring.RecordTagLen), // the size of the gate's record tag
 	}
 }
 

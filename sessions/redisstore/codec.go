@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -153,11 +154,16 @@ func (r *reader) delta(base time.Time) time.Time {
 //	          3 IPv6 in 16 bytes (only an address that netip formats back
 //	          to the very same string is stored in binary)
 //	bits 4-5  user agent: 0 as is, 1 compressed with uaTokens
-//	bits 6-7  0
+//	bit 6     a MAC follows (the gate's record tag; records written before
+//	          the gate tagged them have none)
+//	bit 7     a device key follows (sessions only: the trusted device that
+//	          started the session)
 const (
 	methodShift = 0
 	ipShift     = 2
 	uaShift     = 4
+	hasMAC      = 1 << 6
+	hasDevice   = 1 << 7
 
 	ipNone   = 0
 	ipString = 1
@@ -231,13 +237,58 @@ type record struct {
 	lastUsed  time.Time // LastSeen of a session
 	clientIP  string
 	userAgent string
+	mac       []byte
+	device    string // sessions only
+}
+
+// How a device key is stored in a session record: device keys are 64
+// lowercase hex digits (keyring.Keys.DeviceKey), kept as their 32 bytes;
+// any other string is kept as it is.
+const (
+	deviceString byte = 0
+	deviceHex    byte = 1
+)
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func appendDeviceRef(b []byte, d string) []byte {
+	if len(d) == 64 && isLowerHex(d) {
+		out, err := hex.AppendDecode(append(b, deviceHex), []byte(d))
+		if err == nil {
+			return out
+		}
+	}
+	b = append(b, deviceString)
+	return appendString(b, d)
+}
+
+func (r *reader) deviceRef() string {
+	switch r.byte() {
+	case deviceString:
+		return r.string()
+	case deviceHex:
+		if v := r.bytes(32); v != nil {
+			return hex.EncodeToString(v)
+		}
+	default:
+		r.fail("bad device reference")
+	}
+	return ""
 }
 
 // encode encodes a session or device compactly:
 //
 //	format | lp(user) | header | Expires | Created-Expires |
 //	LastSeen-Expires (LastUsed for a device) | [lp(method)] |
-//	[client IP] | user agent (the rest of the value)
+//	[lp(MAC)] | [device key] | [client IP] | user agent (the rest of the
+//	value)
 //
 // where lp is a uvarint length prefix, times are varint Unix seconds and
 // uvarint nanoseconds (the other two relative to Expires), and the header
@@ -249,15 +300,28 @@ func (rec record) encode() []byte {
 	if c, ok := compressUA(rec.userAgent); ok {
 		ua, uaf = c, uaCompressed
 	}
-	b := make([]byte, 0, 40+len(rec.user)+len(rec.method)+len(rec.clientIP)+len(rec.userAgent))
+	b := make([]byte, 0, 80+len(rec.user)+len(rec.method)+len(rec.clientIP)+len(rec.userAgent)+len(rec.mac))
 	b = append(b, rec.format)
 	b = appendString(b, rec.user)
-	b = append(b, mc<<methodShift|ipf<<ipShift|uaf<<uaShift)
+	h := mc<<methodShift | ipf<<ipShift | uaf<<uaShift
+	if len(rec.mac) > 0 {
+		h |= hasMAC
+	}
+	if rec.format == fmtSession && rec.device != "" {
+		h |= hasDevice
+	}
+	b = append(b, h)
 	b = appendTime(b, rec.expires)
 	b = appendDelta(b, rec.created, rec.expires)
 	b = appendDelta(b, rec.lastUsed, rec.expires)
 	if rec.format == fmtSession && mc == 0 {
 		b = appendString(b, rec.method)
+	}
+	if h&hasMAC != 0 {
+		b = appendString(b, string(rec.mac))
+	}
+	if h&hasDevice != 0 {
+		b = appendDeviceRef(b, rec.device)
 	}
 	switch ipf {
 	case ipString:
@@ -281,7 +345,7 @@ func decodeRecord(v []byte, format byte) (record, error) {
 	rec.user = r.string()
 	h := r.byte()
 	mc, ipf, uaf := h>>methodShift&3, h>>ipShift&3, h>>uaShift&3
-	if h>>6 != 0 || uaf > uaCompressed || (format == fmtDevice && mc != 0) {
+	if uaf > uaCompressed || (format == fmtDevice && (mc != 0 || h&hasDevice != 0)) {
 		return record{}, corrupt("bad header")
 	}
 	rec.expires = r.time()
@@ -293,6 +357,15 @@ func decodeRecord(v []byte, format byte) (record, error) {
 		} else {
 			rec.method = methodCodes[mc]
 		}
+	}
+	if h&hasMAC != 0 {
+		rec.mac = r.bytes(r.uvarint())
+		if len(rec.mac) == 0 {
+			r.fail("empty MAC")
+		}
+	}
+	if h&hasDevice != 0 {
+		rec.device = r.deviceRef()
 	}
 	rec.clientIP = r.ip(ipf)
 	if r.err != nil {
@@ -315,6 +388,7 @@ func encodeSession(s sessions.Session) []byte {
 		format: fmtSession, user: s.User, method: s.Method,
 		expires: s.Expires, created: s.Created, lastUsed: s.LastSeen,
 		clientIP: s.ClientIP, userAgent: s.UserAgent,
+		mac: s.MAC, device: s.Device,
 	}.encode()
 }
 
@@ -327,6 +401,7 @@ func decodeSession(v []byte) (sessions.Session, error) {
 		User: rec.user, Method: rec.method,
 		Created: rec.created, Expires: rec.expires, LastSeen: rec.lastUsed,
 		ClientIP: rec.clientIP, UserAgent: rec.userAgent,
+		MAC: cloneBytes(rec.mac), Device: rec.device,
 	}, nil
 }
 
@@ -335,6 +410,7 @@ func encodeDevice(d sessions.Device) []byte {
 		format: fmtDevice, user: d.User,
 		expires: d.Expires, created: d.Created, lastUsed: d.LastUsed,
 		clientIP: d.ClientIP, userAgent: d.UserAgent,
+		mac: d.MAC,
 	}.encode()
 }
 
@@ -347,7 +423,17 @@ func decodeDevice(v []byte) (sessions.Device, error) {
 		User:    rec.user,
 		Created: rec.created, Expires: rec.expires, LastUsed: rec.lastUsed,
 		ClientIP: rec.clientIP, UserAgent: rec.userAgent,
+		MAC: cloneBytes(rec.mac),
 	}, nil
+}
+
+// cloneBytes copies b (nil stays nil), so that a decoded record does not
+// share memory with the value it was decoded from.
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
 }
 
 // encodeToken encodes a one-time value: 3 | Expires | value.

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"strings"
@@ -60,6 +61,11 @@ func TestSessionCodec(t *testing.T) {
 		{User: "bob", Method: "trusted_device", Expires: base, ClientIP: "fe80::1%eth0"},
 		{User: "bob", Method: "", Expires: base, ClientIP: "not an IP", UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
 		{User: "bob", Expires: base, ClientIP: "192.000.002.001", UserAgent: "\x80\x81"},
+		{User: "carol", Method: "totp", Expires: base, ClientIP: "192.0.2.1", UserAgent: "Firefox", MAC: []byte("0123456789abcdef")},
+		{User: "carol", Method: "trusted_device", Expires: base, UserAgent: "Firefox", MAC: []byte("0123456789abcdef"),
+			Device: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+		{User: "carol", Method: "trusted_device", Expires: base, Device: "not-a-hex-key", MAC: []byte{1}},
+		{User: "carol", Method: "trusted_device", Expires: base, Device: "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff"},
 	} {
 		v := encodeSession(s)
 		got, err := decodeSession(v)
@@ -87,20 +93,41 @@ func TestSessionCodec(t *testing.T) {
 			}
 		}
 	}
-	d := sessions.Device{User: "alice", Created: base, Expires: base.Add(720 * time.Hour), LastUsed: base.Add(900 * time.Hour), ClientIP: "192.0.2.9", UserAgent: "Firefox"}
-	got, err := decodeDevice(encodeDevice(d))
-	if err != nil || deviceDiff(got, d) != "" {
-		t.Errorf("device round trip: %+v, %v", got, err)
+	for _, d := range []sessions.Device{
+		{User: "alice", Created: base, Expires: base.Add(720 * time.Hour), LastUsed: base.Add(900 * time.Hour), ClientIP: "192.0.2.9", UserAgent: "Firefox"},
+		{User: "alice", Expires: base, UserAgent: "Firefox", MAC: []byte("0123456789abcdef")},
+	} {
+		got, err := decodeDevice(encodeDevice(d))
+		if err != nil || deviceDiff(got, d) != "" || !bytes.Equal(got.MAC, d.MAC) {
+			t.Errorf("device round trip: %+v, %v", got, err)
+		}
+	}
+}
+
+// TestSessionCodecCompactTag: a tagged session started by a trusted
+// device costs the tag and the device key's 32 bytes, not its 64 hex
+// digits, so that a session stays well under the memory bar.
+func TestSessionCodecCompactTag(t *testing.T) {
+	base := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	s := sessions.Session{User: "alice", Method: "totp", Expires: base, Created: base, LastSeen: base, UserAgent: "x"}
+	plain := len(encodeSession(s))
+	s.MAC = make([]byte, 16)
+	s.Device = strings.Repeat("ab", 32)
+	if got, want := len(encodeSession(s)), plain+1+16+1+32; got != want {
+		t.Errorf("tagged session with a device: %d bytes, want %d", got, want)
 	}
 }
 
 func sessionDiff(a, b sessions.Session) string {
 	var d []string
-	if a.User != b.User || a.Method != b.Method || a.ClientIP != b.ClientIP || a.UserAgent != b.UserAgent {
+	if a.User != b.User || a.Method != b.Method || a.ClientIP != b.ClientIP || a.UserAgent != b.UserAgent || a.Device != b.Device {
 		d = append(d, "strings differ")
 	}
 	if !a.Created.Equal(b.Created) || !a.Expires.Equal(b.Expires) || !a.LastSeen.Equal(b.LastSeen) {
 		d = append(d, "times differ")
+	}
+	if !bytes.Equal(a.MAC, b.MAC) {
+		d = append(d, "MACs differ")
 	}
 	return strings.Join(d, ", ")
 }

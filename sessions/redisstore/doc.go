@@ -119,19 +119,25 @@
 // byte (how the method, client IP and user agent are stored), Expires
 // (varint Unix seconds, uvarint nanoseconds), Created and LastSeen
 // relative to Expires (same form), the method unless it is totp, recovery
-// or trusted_device, the client IP (4 or 16 bytes when it is a canonical
+// or trusted_device, the gate's record tag (uvarint length, bytes; header
+// bit 6), the key of the trusted device that started the session (header
+// bit 7: a byte 1 and 32 bytes for a 64-hex-digit device key, else a byte
+// 0 and a string), the client IP (4 or 16 bytes when it is a canonical
 // address, else a string), and the user agent to the end of the value,
 // compressed with a fixed table of common browser substrings. A typical
-// session takes about 60 bytes.
+// session takes about 77 bytes with its 16-byte tag (110 with a device
+// key). A record without a tag (written before the gate tagged records)
+// still decodes; the gate refuses it.
 //
 // What a session costs, measured on Redis 7.0 (TestMemoryPerSession;
 // bench/seed-redis at a million, figures in docs/performance.md): the
-// session key takes 168 bytes (MEMORY USAGE: a 42-byte key name in a
-// 48-byte allocation, the 61-byte value in a 64-byte one, the key's
+// session key takes 184 bytes (MEMORY USAGE: a 42-byte key name in a
+// 48-byte allocation, the 77-byte value in an 80-byte one, the key's
 // object and its entry in the keyspace), plus its entry in the expires
-// table and both tables' slots, about 210 bytes in all; its index entry
-// about 30 bytes. INFO used_memory grows by 230 to 265 bytes per session
-// for users who have a profile, with one session each or five. A realm
+// table and both tables' slots, about 226 bytes in all; its index entry
+// about 30 bytes. INFO used_memory grows by 254 to 279 bytes per session
+// for users who have a profile, with one session each or five (238 to
+// 262 before the 16-byte tag). A realm
 // longer than 9 characters (with the default prefix) puts the key name in
 // the next allocation size, 16 bytes more.
 //

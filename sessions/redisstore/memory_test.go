@@ -31,6 +31,7 @@ func realisticSession(user string, now time.Time) sessions.Session {
 		LastSeen:  now,
 		ClientIP:  "203.0.113.54",
 		UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+		MAC:       []byte("0123456789abcdef"), // the gate's 16-byte record tag
 	}
 }
 

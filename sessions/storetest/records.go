@@ -57,6 +57,34 @@ var sessionTests = []test{
 		_, err = s.Session(ctx, "r", "missing")
 		notFound(t, err, "Session after TouchSession of a missing one")
 	}},
+	{"DeviceAndMAC", func(t *testing.T, s sessions.Store) {
+		// The device that started a session and the gate's tag are kept
+		// as they are, whatever their bytes, and a touch keeps them.
+		ctx := t.Context()
+		for i, dev := range []string{
+			strings.Repeat("0123456789abcdef", 4), // a device key
+			strings.Repeat("0123456789ABCDEF", 4), // not lowercase
+			"short:device/key",
+		} {
+			id := fmt.Sprintf("s%d", i)
+			want := newSession("alice")
+			want.Method = "trusted_device"
+			want.Device = dev
+			want.MAC = []byte{byte(i), 0, 255, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
+			ok(t, s.PutSession(ctx, "r", id, want), "PutSession")
+			wantSession(t, s, "r", id, want)
+			want.LastSeen = base().Add(time.Minute)
+			ok(t, s.TouchSession(ctx, "r", id, want.LastSeen), "TouchSession")
+			wantSession(t, s, "r", id, want)
+		}
+		d := newDevice("alice", base().Add(-time.Hour))
+		ok(t, s.PutDevice(ctx, "r", "d1", d), "PutDevice")
+		ok(t, s.TouchDevice(ctx, "r", "d1", base()), "TouchDevice")
+		list := wantDeviceIDs(t, s, "r", "alice", "d1")
+		if !bytes.Equal(list[0].MAC, d.MAC) {
+			t.Fatalf("UserDevices: MAC %x, want %x", list[0].MAC, d.MAC)
+		}
+	}},
 	{"Delete", func(t *testing.T, s sessions.Store) {
 		ctx := t.Context()
 		ok(t, s.DeleteSession(ctx, "r", "missing"), "DeleteSession of a missing session")

@@ -159,6 +159,9 @@ func pendingDiff(got, want sessions.PendingEnrollment) string {
 	if !timeEqual(got.Expires, want.Expires) {
 		d = append(d, fmt.Sprintf("Expires %v, want %v", got.Expires, want.Expires))
 	}
+	if !bytes.Equal(got.MAC, want.MAC) {
+		d = append(d, fmt.Sprintf("MAC %x, want %x", got.MAC, want.MAC))
+	}
 	return strings.Join(d, "; ")
 }
 
@@ -181,6 +184,10 @@ func sessionDiff(got, want sessions.Session) string {
 	tm("LastSeen", got.LastSeen, want.LastSeen)
 	str("ClientIP", got.ClientIP, want.ClientIP)
 	str("UserAgent", got.UserAgent, want.UserAgent)
+	str("Device", got.Device, want.Device)
+	if !bytes.Equal(got.MAC, want.MAC) {
+		d = append(d, fmt.Sprintf("MAC %x, want %x", got.MAC, want.MAC))
+	}
 	return strings.Join(d, "; ")
 }
 
@@ -203,6 +210,9 @@ func deviceDiff(got, want sessions.Device) string {
 	tm("LastUsed", got.LastUsed, want.LastUsed)
 	str("ClientIP", got.ClientIP, want.ClientIP)
 	str("UserAgent", got.UserAgent, want.UserAgent)
+	if !bytes.Equal(got.MAC, want.MAC) {
+		d = append(d, fmt.Sprintf("MAC %x, want %x", got.MAC, want.MAC))
+	}
 	return strings.Join(d, "; ")
 }
 
@@ -243,6 +253,7 @@ func newSession(user string) sessions.Session {
 		LastSeen:  now.Add(-time.Second),
 		ClientIP:  "2001:db8::1",
 		UserAgent: "Mozilla/5.0 (X11; Linux x86_64) \"quoted\"",
+		MAC:       []byte("session tag \x00\xff" + user),
 	}
 }
 
@@ -254,6 +265,7 @@ func newDevice(user string, created time.Time) sessions.Device {
 		LastUsed:  created.Add(time.Second),
 		ClientIP:  "192.0.2.7",
 		UserAgent: "Firefox",
+		MAC:       []byte("device tag \x00\xff" + user),
 	}
 }
 

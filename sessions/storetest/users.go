@@ -345,7 +345,7 @@ var pendingTests = []test{
 	}},
 	{"PutGetReplace", func(t *testing.T, s sessions.Store) {
 		ctx := t.Context()
-		p1 := sessions.PendingEnrollment{SealedSecret: []byte{0, 1, 2, 255}, Created: base().Add(-time.Minute), Expires: future()}
+		p1 := sessions.PendingEnrollment{SealedSecret: []byte{0, 1, 2, 255}, Created: base().Add(-time.Minute), Expires: future(), MAC: []byte("pending tag \x00\xff")}
 		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p1), "PutPendingEnrollment")
 		got, err := s.PendingEnrollment(ctx, "r", "alice")
 		ok(t, err, "PendingEnrollment")
