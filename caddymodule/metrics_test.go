@@ -210,6 +210,12 @@ func (f fakeStore) PutPendingEnrollment(context.Context, string, string, session
 func (f fakeStore) PendingEnrollment(context.Context, string, string) (sessions.PendingEnrollment, error) {
 	return sessions.PendingEnrollment{}, f.err
 }
+func (f fakeStore) AddPendingEnrollment(context.Context, string, string, sessions.PendingEnrollment) (bool, error) {
+	return false, f.err
+}
+func (f fakeStore) EnrollPending(context.Context, string, string, []byte, sessions.Enrollment, []string) error {
+	return f.err
+}
 func (f fakeStore) AddFailure(context.Context, string, string, time.Time, sessions.Limit) (sessions.Attempts, error) {
 	return sessions.Attempts{}, f.err
 }

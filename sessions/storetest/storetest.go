@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) sessions.Store) {
 		{"AcceptStep", stepTests},
 		{"ResetUser", resetTests},
 		{"PendingEnrollment", pendingTests},
+		{"EnrollPending", enrollPendingTests},
 		{"Attempts", attemptTests},
 		{"Sessions", sessionTests},
 		{"Devices", deviceTests},
@@ -157,6 +158,9 @@ func pendingDiff(got, want sessions.PendingEnrollment) string {
 	}
 	if !timeEqual(got.Expires, want.Expires) {
 		d = append(d, fmt.Sprintf("Expires %v, want %v", got.Expires, want.Expires))
+	}
+	if got.Browser != want.Browser {
+		d = append(d, fmt.Sprintf("Browser %q, want %q", got.Browser, want.Browser))
 	}
 	return strings.Join(d, "; ")
 }
