@@ -219,8 +219,9 @@ func (h *Handler) postLater(w http.ResponseWriter, r *http.Request, user, rd str
 }
 
 // getInvite redeems an invite link: for exactly the user it was made for,
-// it starts an enrollment (a new secret, valid for an hour) and sends the
-// browser to the enrollment page.
+// it starts an enrollment (a new secret, valid for an hour) bound to the
+// browser that opened the link, and sends that browser to the enrollment
+// page. The link works once: a second browser gets "gone".
 func (h *Handler) getInvite(w http.ResponseWriter, r *http.Request, user, token string) error {
 	ctx := r.Context()
 	id := inviteID(token)
@@ -251,7 +252,11 @@ func (h *Handler) getInvite(w http.ResponseWriter, r *http.Request, user, token 
 	} else if !errors.Is(err, sessions.ErrNotFound) {
 		return h.unavailable(w, r, err)
 	}
-	if err := h.newPendingEnrollment(r, user, now(), time.Hour); err != nil {
+	// The link is spent: the setup it starts belongs to this browser
+	// only (and replaces any other pending one).
+	secret, _, _, err := h.startPendingEnrollment(w, r, user, now(), time.Hour, false)
+	clear(secret)
+	if err != nil {
 		return h.unavailable(w, r, err)
 	}
 	h.audit(r, "invite", user, "", "success", "")

@@ -37,6 +37,9 @@ type Keys struct {
 	RecoveryMAC []byte
 	// DeviceID keys the hash under which a trusted device is stored.
 	DeviceID []byte
+	// EnrollBrowser keys the hash that binds a pending enrollment to the
+	// browser that started it.
+	EnrollBrowser []byte
 
 	seal cipher.AEAD
 }
@@ -59,6 +62,7 @@ func Derive(secret []byte) (*Keys, error) {
 		{&k.CSRFMAC, "caddy-2fa csrf cookie mac", 64},
 		{&k.RecoveryMAC, "caddy-2fa recovery code hash", 32},
 		{&k.DeviceID, "caddy-2fa device id hash", 32},
+		{&k.EnrollBrowser, "caddy-2fa enrollment browser hash", 32},
 	} {
 		if *d.dst, err = hkdf.Key(sha256.New, secret, nil, d.info, d.n); err != nil {
 			return nil, fmt.Errorf("deriving %s key: %v", d.info, err)
@@ -140,6 +144,28 @@ func (k *Keys) DeviceKey(token []byte) string {
 	m := hmac.New(sha256.New, k.DeviceID)
 	m.Write(token)
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// EnrollBrowserKey is the keyed hash that binds a pending enrollment of
+// realm and user to the browser whose enrollment cookie holds token. The
+// store keeps only this hash, never the token; the realm and user are in
+// the hash, so one browser's token binds nothing of another user's.
+func (k *Keys) EnrollBrowserKey(realm, user string, token []byte) string {
+	m := hmac.New(sha256.New, k.EnrollBrowser)
+	m.Write(lengthPrefixed("caddy-2fa:enroll-browser:", realm, user))
+	m.Write(token)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// lengthPrefixed is label followed by each of names prefixed with its
+// length, so that ("a:b","c") and ("a","b:c") differ.
+func lengthPrefixed(label string, names ...string) []byte {
+	b := []byte(label)
+	for _, n := range names {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
+		b = append(b, n...)
+	}
+	return b
 }
 
 func associatedData(realm, user string) []byte {
