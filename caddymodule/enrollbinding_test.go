@@ -461,3 +461,34 @@ func TestOpenEnrollmentRace(t *testing.T) {
 		}
 	})
 }
+
+// TestEnrollBindingTwoInstances: two Caddy processes share one Redis; a
+// setup started on one belongs to its browser on both, a start-over on one
+// invalidates the first browser's key on the other, and the browser that
+// holds the setup confirms it on either.
+func TestEnrollBindingTwoInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Caddy binaries")
+	}
+	// These Caddy processes run on the real clock, and so must the codes.
+	clockOffset.Store(0)
+	rs := redistest.Start(t)
+	storeLine := "store redis unix://" + rs.Socket
+	one := startInstance(t, storeLine, "")
+	two := startInstance(t, storeLine, "")
+
+	a := one.browser("alice")
+	pageA, keyA := enrollPage(t, a)
+	b := two.browser("alice")
+	pageB := b.get("/.2fa/enroll")
+	expectElsewhere(t, pageB, http.StatusConflict, keyA, pageA)
+	b.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, pageB)}, "action": {"start_over"}}).expectRedirect(t, "/.2fa/enroll")
+	pageB2, keyB := enrollPage(t, b.on(one))
+
+	r := a.on(two).post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, pageA)}, "code": {totp(keyA, time.Now())}})
+	expectElsewhere(t, r, http.StatusConflict, keyB, pageB2)
+	r.contains(t, "started over on another device")
+	b.on(two).post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, pageB2)}, "code": {totp(keyB, time.Now())}}).
+		expect(t, http.StatusOK).contains(t, "Save your recovery codes")
+	b.on(one).get("/app").expect(t, http.StatusOK).contains(t, "method=totp")
+}
