@@ -156,7 +156,7 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("%s%v moved by %v, want %v", tc.name, tc.labels, got, tc.delta)
 		}
 	}
-	for _, op := range []string{"Session", "Enroll", "AcceptStep", "AddFailure", "UseRecoveryCode"} {
+	for _, op := range []string{"Session", "EnrollPending", "AcceptStep", "AddFailure", "UseRecoveryCode"} {
 		if n := sample(after, "caddy_two_factor_store_duration_seconds", "op", op) - sample(before, "caddy_two_factor_store_duration_seconds", "op", op); n <= 0 {
 			t.Errorf("store_duration_seconds_count{op=%q} did not move", op)
 		}

@@ -217,11 +217,24 @@ func TestPolicyConfigErrors(t *testing.T) {
 	}
 }
 
+// enrollFailBrowsers keeps one browser per site and user for enrollFail:
+// a setup belongs to the browser that started it.
+var enrollFailBrowsers = map[*site]map[string]*browser{}
+
 // enrollFail submits a wrong first code on the enrollment page as user
-// (identity from the X-User header) and returns the response.
+// (identity from the X-User header), from that user's one browser on s,
+// and returns the response.
 func enrollFail(t *testing.T, s *site, user string) response {
 	t.Helper()
-	b := s.browser("")
+	if enrollFailBrowsers[s] == nil {
+		enrollFailBrowsers[s] = map[string]*browser{}
+		t.Cleanup(func() { delete(enrollFailBrowsers, s) })
+	}
+	b := enrollFailBrowsers[s][user]
+	if b == nil {
+		b = s.browser("")
+		enrollFailBrowsers[s][user] = b
+	}
 	h := http.Header{"X-User": {user}}
 	page := b.do("GET", "/.2fa/enroll", nil, h)
 	if page.StatusCode != http.StatusOK {
