@@ -159,6 +159,7 @@ func (h *Handler) codec(base string) *securecookie.SecureCookie {
 	case deviceCookie:
 		return h.deviceCodec
 	default:
+		// csrfCookie, laterCookie and enrollCookie.
 		return h.csrfCodec
 	}
 }
@@ -217,7 +218,7 @@ func (h *Handler) stripGateCookies(r *http.Request) {
 
 func (h *Handler) isGateCookie(name string) bool {
 	name = strings.TrimPrefix(name, "__Host-")
-	for _, base := range [...]string{sessionCookie, deviceCookie, csrfCookie, laterCookie} {
+	for _, base := range [...]string{sessionCookie, deviceCookie, csrfCookie, laterCookie, enrollCookie} {
 		if name == base+h.cookieSuffix {
 			return true
 		}

@@ -109,6 +109,9 @@ type Handler struct {
 
 	// Grace lets a user who must enroll press "remind me later" until
 	// this long after the gate first saw them. Default: 0 (no grace).
+	// Only with enrollment open: under enrollment invite it has no effect
+	// (a warning is logged at load), since letting users without an
+	// invite pass would let anyone with only a password in.
 	Grace caddy.Duration `json:"grace,omitempty"`
 
 	// Issuer is the name authenticator apps show next to the code.
@@ -380,6 +383,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if err := h.Validate(); err != nil {
 		return err
+	}
+	if h.Grace > 0 && h.Enrollment == "invite" {
+		h.logger.Warn("grace has no effect with enrollment invite: users without an invite are not let through, and no page offers \"remind me later\"", zap.Duration("grace", time.Duration(h.Grace)))
 	}
 
 	repl := caddy.NewReplacer()

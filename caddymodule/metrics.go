@@ -173,6 +173,8 @@ var (
 	opResetUser          = newStoreOp("ResetUser")
 	opPutPending         = newStoreOp("PutPendingEnrollment")
 	opPending            = newStoreOp("PendingEnrollment")
+	opAddPending         = newStoreOp("AddPendingEnrollment")
+	opEnrollPending      = newStoreOp("EnrollPending")
 	opAddFailure         = newStoreOp("AddFailure")
 	opAttempts           = newStoreOp("Attempts")
 	opClearFailures      = newStoreOp("ClearFailures")
@@ -289,6 +291,22 @@ func (s *instrumentedStore) PendingEnrollment(ctx context.Context, realm, user s
 	p, err := s.next.PendingEnrollment(ctx, realm, user)
 	opPending.done(start, err)
 	return p, err
+}
+
+// AddPendingEnrollment implements sessions.Store.
+func (s *instrumentedStore) AddPendingEnrollment(ctx context.Context, realm, user string, p sessions.PendingEnrollment) (bool, error) {
+	start := time.Now()
+	ok, err := s.next.AddPendingEnrollment(ctx, realm, user, p)
+	opAddPending.done(start, err)
+	return ok, err
+}
+
+// EnrollPending implements sessions.Store.
+func (s *instrumentedStore) EnrollPending(ctx context.Context, realm, user string, pendingSealed []byte, e sessions.Enrollment, recoveryHashes []string) error {
+	start := time.Now()
+	err := s.next.EnrollPending(ctx, realm, user, pendingSealed, e, recoveryHashes)
+	opEnrollPending.done(start, err)
+	return err
 }
 
 // AddFailure implements sessions.Store.

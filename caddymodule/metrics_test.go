@@ -156,7 +156,7 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("%s%v moved by %v, want %v", tc.name, tc.labels, got, tc.delta)
 		}
 	}
-	for _, op := range []string{"Session", "Enroll", "AcceptStep", "ReserveAttempt", "ReleaseAttempt", "UseRecoveryCode"} {
+	for _, op := range []string{"Session", "EnrollPending", "AcceptStep", "ReserveAttempt", "ReleaseAttempt", "UseRecoveryCode"} {
 		if n := sample(after, "caddy_two_factor_store_duration_seconds", "op", op) - sample(before, "caddy_two_factor_store_duration_seconds", "op", op); n <= 0 {
 			t.Errorf("store_duration_seconds_count{op=%q} did not move", op)
 		}
@@ -209,6 +209,12 @@ func (f fakeStore) PutPendingEnrollment(context.Context, string, string, session
 }
 func (f fakeStore) PendingEnrollment(context.Context, string, string) (sessions.PendingEnrollment, error) {
 	return sessions.PendingEnrollment{}, f.err
+}
+func (f fakeStore) AddPendingEnrollment(context.Context, string, string, sessions.PendingEnrollment) (bool, error) {
+	return false, f.err
+}
+func (f fakeStore) EnrollPending(context.Context, string, string, []byte, sessions.Enrollment, []string) error {
+	return f.err
 }
 func (f fakeStore) AddFailure(context.Context, string, string, time.Time, sessions.Limit) (sessions.Attempts, error) {
 	return sessions.Attempts{}, f.err

@@ -114,9 +114,11 @@ func (h *Handler) formTooLarge(w http.ResponseWriter, r *http.Request, user stri
 }
 
 // getEnroll shows the enrollment page: a new secret (kept unconfirmed for
-// a while, so a reload shows the same one) as a QR code, a link and text.
-// An enrolled user never sees a secret again: they are sent to the
-// challenge instead.
+// a while, so a reload shows the same one) as a QR code, a link and text,
+// only to the browser that started it (enrollbinding.go); another
+// browser of the user is told that setup is in progress elsewhere. An
+// enrolled user never sees a secret again: they are sent to the challenge
+// instead.
 func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd string, problem templates.Problem, status int) error {
 	ctx := r.Context()
 	_, err := h.store.Enrollment(ctx, h.Realm, user)
@@ -130,13 +132,18 @@ func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd str
 	t := now()
 	var secret []byte
 	p, err := h.store.PendingEnrollment(ctx, h.Realm, user)
-	if err == nil && t.Before(p.Expires) {
+	if err != nil && !errors.Is(err, sessions.ErrNotFound) {
+		return h.unavailable(w, r, err)
+	}
+	found := err == nil
+	if found && t.Before(p.Expires) {
+		if !h.pendingBoundHere(r, user, p) {
+			return h.refuseOtherBrowser(w, r, user, rd, status)
+		}
 		secret, _, err = h.ring.Open(h.Realm, user, p.SealedSecret)
 		if err != nil {
 			secret = nil // sealed under an older secret: start afresh
 		}
-	} else if err != nil && !errors.Is(err, sessions.ErrNotFound) {
-		return h.unavailable(w, r, err)
 	}
 	if secret == nil {
 		// The gate has now seen this user: admins can find them (and the
@@ -149,13 +156,21 @@ func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd str
 			h.audit(r, "enroll", user, "", "refused", "invite_required")
 			return h.renderError(w, r, http.StatusForbidden, "invite_required")
 		}
-		if err := h.newPendingEnrollment(r, user, t, pendingEnrollmentTTL); err != nil {
+		// If there was none, only if no other browser started one
+		// meanwhile; one that was there is expired or this browser's
+		// own and unreadable: replaced.
+		var started bool
+		secret, p, started, err = h.startPendingEnrollment(w, r, user, t, pendingEnrollmentTTL, !found)
+		if err != nil {
 			return h.unavailable(w, r, err)
 		}
-		return h.getEnroll(w, r, user, rd, problem, status)
+		if !started {
+			return h.refuseOtherBrowser(w, r, user, rd, status)
+		}
 	}
 	var grace *templates.Grace
 	if end, ok, err := h.graceLeft(r, user, t); err != nil {
+		clear(secret)
 		return h.unavailable(w, r, err)
 	} else if ok {
 		grace = &templates.Grace{Until: end, Left: end.Sub(t)}
@@ -183,27 +198,15 @@ func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd str
 	})
 }
 
-// newPendingEnrollment starts an unconfirmed enrollment with a new secret,
-// replacing any earlier one.
-func (h *Handler) newPendingEnrollment(r *http.Request, user string, t time.Time, ttl time.Duration) error {
-	secret, err := challenge.NewSecret()
-	if err != nil {
-		return err
-	}
-	sealed, err := h.keys.Seal(h.Realm, user, secret)
-	clear(secret)
-	if err != nil {
-		return err
-	}
-	return h.store.PutPendingEnrollment(r.Context(), h.Realm, user, sessions.PendingEnrollment{SealedSecret: sealed, Created: t, Expires: t.Add(ttl)})
-}
-
 // postEnroll confirms an enrollment with the first code. Only then is the
 // enrollment saved; the recovery codes are shown once.
 func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd string) error {
 	ctx := r.Context()
 	if !h.checkCSRF(r, user) {
 		return h.getEnroll(w, r, user, rd, templates.ProblemFormExpired, http.StatusForbidden)
+	}
+	if r.PostForm.Get("action") == actionStartOver {
+		return h.postStartOver(w, r, user, rd)
 	}
 	t := now()
 	p, err := h.store.PendingEnrollment(ctx, h.Realm, user)
@@ -212,6 +215,10 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 	}
 	if err != nil {
 		return h.unavailable(w, r, err)
+	}
+	if !h.pendingBoundHere(r, user, p) {
+		// Another browser's secret: no code is checked against it.
+		return h.refuseOtherBrowser(w, r, user, rd, 0)
 	}
 	params := challenge.DefaultParams()
 	// Enrolled sealed as it was shown, even under a previous secret's
@@ -241,15 +248,24 @@ func (h *Handler) postEnroll(w http.ResponseWriter, r *http.Request, user, rd st
 			return h.unavailable(w, r, err)
 		}
 	}
-	err = h.store.Enroll(ctx, h.Realm, user, e, hashes)
+	if enrollCheckedHook != nil {
+		enrollCheckedHook()
+	}
+	// Only while the pending enrollment is still the one whose code was
+	// checked: started over in another browser meanwhile, it is not.
+	err = h.store.EnrollPending(ctx, h.Realm, user, p.SealedSecret, e, hashes)
 	if errors.Is(err, sessions.ErrExists) {
 		// Enrolled meanwhile (another tab or instance): never overwrite.
 		http.Redirect(w, r, h.pageURL("/challenge", rd), http.StatusSeeOther)
 		return nil
 	}
+	if errors.Is(err, sessions.ErrNotFound) {
+		return h.refuseOtherBrowser(w, r, user, rd, 0)
+	}
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
+	h.clearCookie(w, r, enrollCookie)
 	h.audit(r, "enroll", user, MethodTOTP, "success", "")
 	if err := h.attemptSucceeded(ctx, user, ip, t); err != nil {
 		return h.unavailable(w, r, err)

@@ -154,7 +154,7 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	if !h.required(user, groups, enrolled) {
 		return h.pass(w, r, next, repl, user, MethodNotRequired)
 	}
-	if !enrolled && time.Duration(h.Grace) > 0 {
+	if !enrolled && h.graceEnabled() {
 		if until, ok := h.laterUntil(r, user); ok && t.Before(until) {
 			return h.pass(w, r, next, repl, user, MethodGrace)
 		}
@@ -162,11 +162,21 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 	return h.redirectToGate(w, r, enrolled)
 }
 
+// graceEnabled reports whether "remind me later" exists: a grace period
+// is configured and enrollment is open. Under enrollment invite there is
+// no grace: users cannot enroll without an invite, so no page offers to
+// put it off, and neither POST <path_prefix>/later nor a "remind me later"
+// cookie lets anyone pass (with only the password, that would be a way
+// past the invite requirement). Provision warns about the combination.
+func (h *Handler) graceEnabled() bool {
+	return h.Grace > 0 && h.Enrollment != "invite"
+}
+
 // graceLeft returns when the user's enrollment grace period ends, if one
-// is configured and still running. It records when the gate first saw the
-// user.
+// is configured, enabled and still running. It records when the gate first
+// saw the user.
 func (h *Handler) graceLeft(r *http.Request, user string, t time.Time) (time.Time, bool, error) {
-	if h.Grace <= 0 {
+	if !h.graceEnabled() {
 		return time.Time{}, false, nil
 	}
 	p, err := h.store.SeeUser(r.Context(), h.Realm, user, t)
@@ -192,10 +202,15 @@ func (h *Handler) laterUntil(r *http.Request, user string) (time.Time, bool) {
 }
 
 // postLater is the enrollment page's "remind me later": within the grace
-// period, the user may use the site without 2FA for now.
+// period, and only under enrollment open (graceEnabled), the user may use
+// the site without 2FA for now.
 func (h *Handler) postLater(w http.ResponseWriter, r *http.Request, user, rd string) error {
 	if !h.checkCSRF(r, user) {
 		return h.renderError(w, r, http.StatusForbidden, "forbidden")
+	}
+	if h.Grace > 0 && !h.graceEnabled() {
+		h.audit(r, "enroll_later", user, "", "refused", "invite_required")
+		return h.renderError(w, r, http.StatusForbidden, "invite_required")
 	}
 	t := now()
 	end, ok, err := h.graceLeft(r, user, t)
@@ -219,8 +234,9 @@ func (h *Handler) postLater(w http.ResponseWriter, r *http.Request, user, rd str
 }
 
 // getInvite redeems an invite link: for exactly the user it was made for,
-// it starts an enrollment (a new secret, valid for an hour) and sends the
-// browser to the enrollment page.
+// it starts an enrollment (a new secret, valid for an hour) bound to the
+// browser that opened the link, and sends that browser to the enrollment
+// page. The link works once: a second browser gets "gone".
 func (h *Handler) getInvite(w http.ResponseWriter, r *http.Request, user, token string) error {
 	ctx := r.Context()
 	id := inviteID(token)
@@ -251,7 +267,11 @@ func (h *Handler) getInvite(w http.ResponseWriter, r *http.Request, user, token 
 	} else if !errors.Is(err, sessions.ErrNotFound) {
 		return h.unavailable(w, r, err)
 	}
-	if err := h.newPendingEnrollment(r, user, now(), time.Hour); err != nil {
+	// The link is spent: the setup it starts belongs to this browser
+	// only (and replaces any other pending one).
+	secret, _, _, err := h.startPendingEnrollment(w, r, user, now(), time.Hour, false)
+	clear(secret)
+	if err != nil {
 		return h.unavailable(w, r, err)
 	}
 	h.audit(r, "invite", user, "", "success", "")

@@ -136,6 +136,40 @@ func TestGracePeriod(t *testing.T) {
 	b.post("/.2fa/later", url.Values{"csrf_token": {csrfOf(t, page)}, "rd": {"/app"}}).expect(t, http.StatusForbidden)
 }
 
+// TestInviteGraceHasNoLater (issue 12 §5): under enrollment invite no page
+// offers "remind me later", so POST /later with a CSRF token taken from
+// another gate page must not let the user through as grace either.
+func TestInviteGraceHasNoLater(t *testing.T) {
+	s := startSite(t, siteOptions{gate: "enrollment invite\n\t\tgrace 7d"})
+	b := s.browser("alice")
+	b.get("/app").expectRedirect(t, "/.2fa/enroll")
+	page := b.get("/.2fa/enroll").expect(t, http.StatusForbidden)
+	if strings.Contains(page.body, "Remind me later") || strings.Contains(page.body, "/later") {
+		t.Fatal("the invite-required page offers remind me later")
+	}
+	logout := b.get("/.2fa/logout").expect(t, http.StatusOK)
+	b.post("/.2fa/later", url.Values{"csrf_token": {csrfOf(t, logout)}, "rd": {"/app"}}).expect(t, http.StatusForbidden)
+	if b.cookie("2fa_later") != "" {
+		t.Fatal("a remind-me-later cookie was set")
+	}
+	r := b.get("/app")
+	if strings.Contains(r.body, "app user=") {
+		t.Fatalf("passed without a second factor: %s", r.body)
+	}
+	r.expectRedirect(t, "/.2fa/enroll")
+
+	// After opening an invite, the enrollment page offers no later either.
+	info, _ := LookupRealm("default")
+	link, _, err := CreateInvite(t.Context(), "default", info, "alice", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.get(link).expectRedirect(t, "/.2fa/enroll")
+	if page, _ := enrollPage(t, b); strings.Contains(page.body, "Remind me later") {
+		t.Fatal("the enrollment page offers remind me later under enrollment invite")
+	}
+}
+
 // TestTemporarilyDisabled: a user an admin disabled for a while passes
 // without a code, saying so, until the time is up.
 func TestTemporarilyDisabled(t *testing.T) {
@@ -183,11 +217,24 @@ func TestPolicyConfigErrors(t *testing.T) {
 	}
 }
 
+// enrollFailBrowsers keeps one browser per site and user for enrollFail:
+// a setup belongs to the browser that started it.
+var enrollFailBrowsers = map[*site]map[string]*browser{}
+
 // enrollFail submits a wrong first code on the enrollment page as user
-// (identity from the X-User header) and returns the response.
+// (identity from the X-User header), from that user's one browser on s,
+// and returns the response.
 func enrollFail(t *testing.T, s *site, user string) response {
 	t.Helper()
-	b := s.browser("")
+	if enrollFailBrowsers[s] == nil {
+		enrollFailBrowsers[s] = map[string]*browser{}
+		t.Cleanup(func() { delete(enrollFailBrowsers, s) })
+	}
+	b := enrollFailBrowsers[s][user]
+	if b == nil {
+		b = s.browser("")
+		enrollFailBrowsers[s][user] = b
+	}
 	h := http.Header{"X-User": {user}}
 	page := b.do("GET", "/.2fa/enroll", nil, h)
 	if page.StatusCode != http.StatusOK {

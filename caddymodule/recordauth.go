@@ -107,7 +107,7 @@ func deviceTagFields(realm, key string, d sessions.Device) [][]byte {
 // field added to it that decides who may confirm the enrollment (such as
 // the browser it is bound to) must be added here.
 func pendingTagFields(realm, user string, p sessions.PendingEnrollment) [][]byte {
-	return [][]byte{[]byte(realm), []byte(user), p.SealedSecret, tagTime(p.Created), tagTime(p.Expires)}
+	return [][]byte{[]byte(realm), []byte(user), p.SealedSecret, tagTime(p.Created), tagTime(p.Expires), []byte(p.Browser)}
 }
 
 // tokenTagFields are the fields of a one-time token that its tag covers.
@@ -255,6 +255,13 @@ func (a *authStore) UserDevices(ctx context.Context, realm, user string) ([]sess
 func (a *authStore) PutPendingEnrollment(ctx context.Context, realm, user string, p sessions.PendingEnrollment) error {
 	p.MAC = a.ring.Current.RecordTag(recordPending, pendingTagFields(realm, user, p)...)
 	return a.Store.PutPendingEnrollment(ctx, realm, user, p)
+}
+
+// AddPendingEnrollment tags the pending enrollment and saves it only if
+// the user has none live (see sessions.Store).
+func (a *authStore) AddPendingEnrollment(ctx context.Context, realm, user string, p sessions.PendingEnrollment) (bool, error) {
+	p.MAC = a.ring.Current.RecordTag(recordPending, pendingTagFields(realm, user, p)...)
+	return a.Store.AddPendingEnrollment(ctx, realm, user, p)
 }
 
 // PendingEnrollment returns the user's pending enrollment if its tag

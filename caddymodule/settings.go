@@ -286,8 +286,10 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 			return h.unavailable(w, r, err)
 		}
 		// The user enrolls the new app at once, even where enrollment
-		// needs an invite.
-		if err := h.newPendingEnrollment(r, user, t, pendingEnrollmentTTL); err != nil {
+		// needs an invite, in this browser only.
+		secret, _, _, err := h.startPendingEnrollment(w, r, user, t, pendingEnrollmentTTL, false)
+		clear(secret)
+		if err != nil {
 			return h.unavailable(w, r, err)
 		}
 		h.clearCookie(w, r, sessionCookie)

@@ -46,6 +46,9 @@ type Keys struct {
 	// stored, so that the store never holds the IDs that cookies and links
 	// carry, and an ID read from a cookie does not give the store key.
 	StoreID []byte
+	// EnrollBrowser keys the hash that binds a pending enrollment to the
+	// browser that started it.
+	EnrollBrowser []byte
 
 	seal cipher.AEAD
 }
@@ -70,6 +73,7 @@ func Derive(secret []byte) (*Keys, error) {
 		{&k.DeviceID, "caddy-2fa device id hash", 32},
 		{&k.RecordMAC, "caddy-2fa store record mac", 32},
 		{&k.StoreID, "caddy-2fa store id hash", 32},
+		{&k.EnrollBrowser, "caddy-2fa enrollment browser hash", 32},
 	} {
 		if *d.dst, err = hkdf.Key(sha256.New, secret, nil, d.info, d.n); err != nil {
 			return nil, fmt.Errorf("deriving %s key: %v", d.info, err)
@@ -193,6 +197,28 @@ func (k *Keys) StoreKey(kind, id string) string {
 	m.Write([]byte{0})
 	m.Write([]byte(id))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// EnrollBrowserKey is the keyed hash that binds a pending enrollment of
+// realm and user to the browser whose enrollment cookie holds token. The
+// store keeps only this hash, never the token; the realm and user are in
+// the hash, so one browser's token binds nothing of another user's.
+func (k *Keys) EnrollBrowserKey(realm, user string, token []byte) string {
+	m := hmac.New(sha256.New, k.EnrollBrowser)
+	m.Write(lengthPrefixed("caddy-2fa:enroll-browser:", realm, user))
+	m.Write(token)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// lengthPrefixed is label followed by each of names prefixed with its
+// length, so that ("a:b","c") and ("a","b:c") differ.
+func lengthPrefixed(label string, names ...string) []byte {
+	b := []byte(label)
+	for _, n := range names {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(n)))
+		b = append(b, n...)
+	}
+	return b
 }
 
 func associatedData(realm, user string) []byte {

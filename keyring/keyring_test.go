@@ -24,7 +24,7 @@ func TestDeriveIsDeterministicAndSeparatesPurposes(t *testing.T) {
 	if !bytes.Equal(a.SessionMAC, b.SessionMAC) || !bytes.Equal(a.RecoveryMAC, b.RecoveryMAC) {
 		t.Fatal("same secret gave different keys")
 	}
-	keys := [][]byte{a.SessionMAC, a.DeviceMAC, a.CSRFMAC, a.RecoveryMAC, a.DeviceID, a.RecordMAC, a.StoreID}
+	keys := [][]byte{a.SessionMAC, a.DeviceMAC, a.CSRFMAC, a.RecoveryMAC, a.DeviceID, a.RecordMAC, a.StoreID, a.EnrollBrowser}
 	for i := range keys {
 		for j := i + 1; j < len(keys); j++ {
 			if bytes.Equal(keys[i][:32], keys[j][:32]) {
@@ -156,6 +156,29 @@ func TestStoreKey(t *testing.T) {
 	} {
 		if a == b {
 			t.Errorf("%s gives the same store key", name)
+		}
+	}
+}
+
+// TestEnrollBrowserKey: the binding of a pending enrollment depends on
+// the token, the realm, the user and the secret, and on nothing else.
+func TestEnrollBrowserKey(t *testing.T) {
+	k, _ := Derive(testSecret)
+	other, _ := Derive([]byte("another-secret-0123456789abcdef0123456789"))
+	a := k.EnrollBrowserKey("realm", "alice", []byte("token"))
+	if len(a) != 64 || a != k.EnrollBrowserKey("realm", "alice", []byte("token")) {
+		t.Fatalf("EnrollBrowserKey not a stable 64-hex hash: %q", a)
+	}
+	for name, b := range map[string]string{
+		"other token":   k.EnrollBrowserKey("realm", "alice", []byte("token2")),
+		"other user":    k.EnrollBrowserKey("realm", "bob", []byte("token")),
+		"other realm":   k.EnrollBrowserKey("realm2", "alice", []byte("token")),
+		"shifted names": k.EnrollBrowserKey("realmalice", "", []byte("token")),
+		"other secret":  other.EnrollBrowserKey("realm", "alice", []byte("token")),
+		"device key":    k.DeviceKey([]byte("token")),
+	} {
+		if b == a {
+			t.Errorf("%s: same hash", name)
 		}
 	}
 }

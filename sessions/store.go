@@ -9,9 +9,11 @@
 // last accepted TOTP step), UseRecoveryCode and ConsumeToken (consume once),
 // AddFailure (a counter with expiry that turns into a lockout),
 // ReserveAttempt and ReleaseAttempt (an attempt counted on several
-// counters at once, before the code is checked), Enroll
-// (create only if absent) and ReplaceSealedSecret (compare-and-set of an
-// enrollment's sealed secret).
+// counters at once, before the code is checked), Enroll (create only if
+// absent), EnrollPending (create only if absent and only while the
+// pending enrollment is the one whose code was checked),
+// AddPendingEnrollment (create only if absent) and ReplaceSealedSecret
+// (compare-and-set of an enrollment's sealed secret).
 //
 // The package imports nothing from Caddy.
 package sessions
@@ -57,6 +59,12 @@ type PendingEnrollment struct {
 	// MAC is the gate's tag over the record (see Session.MAC); the store
 	// keeps it as it is.
 	MAC []byte `json:"mac,omitempty"`
+	// Browser binds the pending enrollment to the one browser that
+	// started it: a keyed hash of the random token in that browser's
+	// enrollment cookie. Only that browser is shown the secret and may
+	// confirm it. Empty in records written before binding existed, which
+	// no browser matches.
+	Browser string `json:"browser,omitempty"`
 }
 
 // Session is a verified two-factor session, referenced by a random ID that
@@ -199,6 +207,19 @@ type Store interface {
 	// PendingEnrollment returns the user's unconfirmed enrollment, or
 	// ErrNotFound.
 	PendingEnrollment(ctx context.Context, realm, user string) (PendingEnrollment, error)
+	// AddPendingEnrollment saves p as the user's unconfirmed enrollment
+	// until p.Expires only if the user has no live one, atomically: of
+	// any number of concurrent calls at most one saves. It reports
+	// whether it saved p (a p that has already expired is not saved).
+	AddPendingEnrollment(ctx context.Context, realm, user string, p PendingEnrollment) (bool, error)
+	// EnrollPending is Enroll made conditional on the pending enrollment
+	// whose code was checked: atomically, only if the user has no
+	// enrollment (else ErrExists) and the user's live pending enrollment
+	// still holds exactly the sealed secret pendingSealed (else
+	// ErrNotFound: it expired, was confirmed, reset or started over), it
+	// saves e with its recovery code hashes and removes the pending
+	// enrollment.
+	EnrollPending(ctx context.Context, realm, user string, pendingSealed []byte, e Enrollment, recoveryHashes []string) error
 
 	// AddFailure counts one failure for key at now under limit and returns
 	// the new state. Reaching limit.Max sets LockedUntil = now +

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,7 +111,7 @@ func TestEveryKeyUsed(t *testing.T) {
 // confirmation and refusal, and verification method, in lang.
 func everyVariant(t *testing.T, s *Set, lang string, f func(what, out string)) {
 	t.Helper()
-	problems := []Problem{ProblemNone, ProblemWrongCode, ProblemUsedCode, ProblemBadFormat, ProblemFormExpired, ProblemEnrollGone, "unexpected"}
+	problems := []Problem{ProblemNone, ProblemWrongCode, ProblemUsedCode, ProblemBadFormat, ProblemFormExpired, ProblemEnrollGone, ProblemStartedOver, ProblemStartOverLimit, "unexpected"}
 	do := func(what, page string, d Data) {
 		d.Lang = lang
 		f(what, render(t, s, page, d))
@@ -180,6 +181,13 @@ func everyVariant(t *testing.T, s *Set, lang string, f func(what, out string)) {
 	d.Now = time.Time{}
 	d.User = ""
 	do("enroll/no now", PageEnroll, d)
+	for _, startOver := range []bool{true, false} {
+		d = base()
+		d.Enroll = &Enroll{Elsewhere: true, StartOver: startOver}
+		do("enroll/elsewhere start over "+strconv.FormatBool(startOver), PageEnroll, d)
+		d.Problem = ProblemStartedOver
+		do("enroll/elsewhere started over", PageEnroll, d)
+	}
 	d = full(PageLocked)
 	d.Locked.Until = time.Time{}
 	do("locked/no until", PageLocked, d)

@@ -40,6 +40,13 @@ const (
 	ProblemBadFormat   Problem = "bad_format"   // not 6 digits nor a recovery code
 	ProblemFormExpired Problem = "form_expired" // CSRF token missing/expired: the page was reloaded, try again
 	ProblemEnrollGone  Problem = "enroll_gone"  // the setup secret expired: scan the new QR code
+	// ProblemStartedOver: this browser's setup was started over in another
+	// browser; its key no longer works (if that was not the user, someone
+	// else knows the password).
+	ProblemStartedOver Problem = "started_over"
+	// ProblemStartOverLimit: setup was started over too often; finish it
+	// where it is in progress, or try again later.
+	ProblemStartOverLimit Problem = "start_over_limit"
 )
 
 // Data is what every page template receives. Fields that do not concern a
@@ -175,6 +182,16 @@ type Enroll struct {
 	// Grace, when not nil, offers "remind me later" (a POST form to
 	// Prefix + "/later"): the user must enroll, but not yet.
 	Grace *Grace
+	// Elsewhere says the user's setup is in progress in another browser:
+	// its key is shown only there, so this page shows no key, QR code or
+	// code form (URI, QR and SecretGroups are empty) and explains.
+	Elsewhere bool
+	// StartOver, with Elsewhere, offers "start over here": a POST form to
+	// Prefix + "/enroll" with action "start_over", which makes a new key
+	// for this browser and stops the other browser's from working. Not
+	// offered where enrollment needs an invite (a new invite link is the
+	// way to start over there).
+	StartOver bool
 }
 
 // Grace is an enrollment grace period still running.

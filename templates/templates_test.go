@@ -341,6 +341,55 @@ func TestEnrollPage(t *testing.T) {
 	}
 }
 
+// TestEnrollElsewherePage: when setup is in progress in another browser,
+// the enrollment page shows none of the key (even if the data carried
+// it), no code form, says why, and offers "start over here" (with the
+// CSRF token) or, where that is not allowed, a new invitation.
+func TestEnrollElsewherePage(t *testing.T) {
+	s := mustLoad(t, "")
+	for _, startOver := range []bool{true, false} {
+		d := full(PageEnroll)
+		d.Enroll.Elsewhere, d.Enroll.StartOver = true, startOver
+		out := render(t, s, PageEnroll, d)
+		for _, bad := range []string{"otpauth://", "data:image/png", "JBSW", `name="code"`, "Confirm and turn on"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("start over %v: page shows %q", startOver, bad)
+			}
+		}
+		for _, want := range []string{"Setup is in progress on another device", "shown only there", "someone else may know your password"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("start over %v: page lacks %q", startOver, want)
+			}
+		}
+		forms := formRE.FindAllString(out, -1)
+		if !startOver {
+			if len(forms) != 0 || !strings.Contains(out, "new invitation link") {
+				t.Errorf("no start over: forms %q, invitation hint missing", forms)
+			}
+			continue
+		}
+		if len(forms) != 1 {
+			t.Fatalf("start over: %d forms, want 1", len(forms))
+		}
+		f := forms[0]
+		for _, want := range []string{`action="/.2fa/enroll"`, `method="post"`, `name="action" value="start_over"`, `name="csrf_token" value="` + d.CSRFToken + `"`, "Start over here"} {
+			if !strings.Contains(f, want) {
+				t.Errorf("start over form lacks %q:\n%s", want, f)
+			}
+		}
+	}
+	// Why this browser's own setup stopped working.
+	d := full(PageEnroll)
+	d.Enroll.Elsewhere, d.Problem = true, ProblemStartedOver
+	if out := render(t, s, PageEnroll, d); !strings.Contains(out, `role="alert"`) || !strings.Contains(out, "started over on another device") {
+		t.Error("started_over problem not shown")
+	}
+	d.Problem = ProblemStartOverLimit
+	if out := render(t, s, PageEnroll, d); !strings.Contains(out, "too many times") {
+		t.Error("start_over_limit problem not shown")
+	}
+}
+
 func TestRecoveryPage(t *testing.T) {
 	s := mustLoad(t, "")
 	out := render(t, s, PageRecovery, full(PageRecovery))

@@ -235,6 +235,83 @@ func (s *Store) PutPendingEnrollment(ctx context.Context, realm, user string, p 
 	})
 }
 
+// livePending returns the user's pending enrollment if there is one that
+// has not expired at now (nil, nil otherwise), inside a write transaction.
+func (w *writer) livePending(user string, now time.Time) (*sessions.PendingEnrollment, error) {
+	v := w.b(bPending).Get([]byte(user))
+	if v == nil {
+		return nil, nil
+	}
+	var p sessions.PendingEnrollment
+	if err := json.Unmarshal(v, &p); err != nil {
+		return nil, decodeError("pending enrollment", err)
+	}
+	if !now.Before(p.Expires) {
+		return nil, nil
+	}
+	return &p, nil
+}
+
+// AddPendingEnrollment saves p in one transaction only if the user has no
+// live pending enrollment.
+func (s *Store) AddPendingEnrollment(ctx context.Context, realm, user string, p sessions.PendingEnrollment) (bool, error) {
+	if user == "" {
+		return false, emptyNameError("user")
+	}
+	now := s.now()
+	if !now.Before(p.Expires) {
+		return false, nil
+	}
+	added := false
+	err := s.update(ctx, realm, func(w *writer) error {
+		old, err := w.livePending(user, now)
+		if err != nil || old != nil {
+			return err
+		}
+		added = true
+		return w.putJSON(kPending, []byte(user), "", p.Expires, p)
+	})
+	if err != nil {
+		return false, err
+	}
+	return added, nil
+}
+
+// EnrollPending saves a confirmed enrollment and its recovery code hashes
+// in one transaction if the user has none and the live pending enrollment
+// still holds pendingSealed, and removes the pending enrollment.
+func (s *Store) EnrollPending(ctx context.Context, realm, user string, pendingSealed []byte, e sessions.Enrollment, recoveryHashes []string) error {
+	if user == "" {
+		return emptyNameError("user")
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	return s.update(ctx, realm, func(w *writer) error {
+		enr := w.b(bEnrollments)
+		if enr.Get([]byte(user)) != nil {
+			return sessions.ErrExists
+		}
+		p, err := w.livePending(user, now)
+		if err != nil {
+			return err
+		}
+		if p == nil || len(pendingSealed) == 0 || subtle.ConstantTimeCompare(p.SealedSecret, pendingSealed) != 1 {
+			return sessions.ErrNotFound
+		}
+		if err := enr.Put([]byte(user), v); err != nil {
+			return err
+		}
+		if err := w.putCodes(user, recoveryHashes); err != nil {
+			return err
+		}
+		_, _, err = w.remove(kPending, []byte(user), time.Time{})
+		return err
+	})
+}
+
 // PendingEnrollment returns the user's unexpired unconfirmed enrollment, or
 // sessions.ErrNotFound.
 func (s *Store) PendingEnrollment(ctx context.Context, realm, user string) (sessions.PendingEnrollment, error) {

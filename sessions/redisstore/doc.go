@@ -145,14 +145,17 @@
 //
 // Each of these is one Lua script on keys of one slot (EVALSHA, falling
 // back to EVAL): Enroll (create only if absent, replace the recovery set,
-// delete the pending enrollment), SetRecoveryCodes, UseRecoveryCode
+// delete the pending enrollment), EnrollPending (the same, only while the
+// pending enrollment holds the sealed secret whose code was checked),
+// SetRecoveryCodes, UseRecoveryCode
 // (SREM, then SCARD), AcceptStep (compare and set, only if greater or the
 // record expired), AddFailure (window, count and lockout, with the
 // caller's now), ReserveAttempt (every counter checked for a lockout,
 // then each counted, all or none) and ReleaseAttempt, SeeUser (set first unless set, and read the profile),
 // RecordVerification and SetDisabled (set first unless set, and their
 // fields), and the first part of ResetUser (below). ConsumeToken is
-// GETDEL. Scripts never read the server's clock.
+// GETDEL; AddPendingEnrollment is SET NX with the record's expiry.
+// Scripts never read the server's clock.
 //
 // Sessions and devices are keyed by ID (sessions by key ID) and indexed
 // per user, in different slots, so writing one is several commands: the

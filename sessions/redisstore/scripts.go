@@ -254,6 +254,36 @@ sadd(KEYS[2], 2)
 return 1
 `)
 
+// enrollPendingScript: KEYS = enrollment, recovery codes, pending
+// enrollment (JSON). ARGV[1] = enrollment, ARGV[2] = the pending
+// enrollment's sealed secret (base64, as in the JSON), ARGV[3..] =
+// recovery code hashes.
+// Returns 0 if the user is enrolled already, -1 if there is no pending
+// enrollment or it holds another secret; otherwise creates the enrollment
+// with its recovery codes, deletes the pending enrollment and returns 1.
+// The pending key's expiry is the pending enrollment's: a key that exists
+// is live.
+var enrollPendingScript = redis.NewScript(luaSAdd + `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	return 0
+end
+local v = redis.call('GET', KEYS[3])
+if not v then
+	return -1
+end
+local ok, p = pcall(cjson.decode, v)
+if not ok or type(p) ~= 'table' then
+	return redis.error_reply('ERR malformed pending enrollment')
+end
+if ARGV[2] == '' or p['sealed_secret'] ~= ARGV[2] then
+	return -1
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2], KEYS[3])
+sadd(KEYS[2], 3)
+return 1
+`)
+
 // setRecoveryScript: KEYS = enrollment, recovery codes. ARGV = hashes.
 // Replaces the recovery codes if the enrollment exists (returns 1), else
 // returns 0.

@@ -426,6 +426,74 @@ func (s *Store) PutPendingEnrollment(ctx context.Context, realm, user string, p 
 	return fail(op, err)
 }
 
+// AddPendingEnrollment saves p until p.Expires with SET NX, so only if
+// the user has no live pending enrollment (the key's expiry is the
+// record's).
+func (s *Store) AddPendingEnrollment(ctx context.Context, realm, user string, p sessions.PendingEnrollment) (bool, error) {
+	const op = "adding pending enrollment"
+	switch {
+	case realm == "":
+		return false, emptyName(op, "realm")
+	case user == "":
+		return false, emptyName(op, "user")
+	}
+	d := ttl(p.Expires, s.now())
+	if d <= 0 {
+		return false, nil
+	}
+	v, err := json.Marshal(p)
+	if err != nil {
+		return false, fail(op, err)
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	added, err := s.rdb.SetNX(ctx, s.keys.user(realm, user, sufPending), v, d).Result()
+	if err != nil {
+		return false, fail(op, err)
+	}
+	return added, nil
+}
+
+// EnrollPending saves a confirmed enrollment and its recovery code hashes
+// in one script if the user has none and the pending enrollment still
+// holds pendingSealed, and deletes the pending enrollment. The user is
+// listed in the realm's users set first, in a command of its own.
+func (s *Store) EnrollPending(ctx context.Context, realm, user string, pendingSealed []byte, e sessions.Enrollment, recoveryHashes []string) error {
+	const op = "enrolling"
+	switch {
+	case realm == "":
+		return emptyName(op, "realm")
+	case user == "":
+		return emptyName(op, "user")
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fail(op, err)
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if err := s.addUser(ctx, realm, user); err != nil {
+		return fail(op, err)
+	}
+	// The pending enrollment is JSON, where []byte is standard base64.
+	args := append([]any{v, base64.StdEncoding.EncodeToString(pendingSealed)}, hashArgs(nil, recoveryHashes)...)
+	n, err := enrollPendingScript.Run(ctx, s.rdb, []string{
+		s.keys.user(realm, user, sufEnrollment),
+		s.keys.user(realm, user, sufRecovery),
+		s.keys.user(realm, user, sufPending),
+	}, args...).Int()
+	if err != nil {
+		return fail(op, err)
+	}
+	switch n {
+	case 0:
+		return sessions.ErrExists
+	case -1:
+		return sessions.ErrNotFound
+	}
+	return nil
+}
+
 // PendingEnrollment returns the user's unexpired unconfirmed enrollment,
 // or sessions.ErrNotFound.
 func (s *Store) PendingEnrollment(ctx context.Context, realm, user string) (sessions.PendingEnrollment, error) {

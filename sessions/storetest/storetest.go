@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) sessions.Store) {
 		{"AcceptStep", stepTests},
 		{"ResetUser", resetTests},
 		{"PendingEnrollment", pendingTests},
+		{"EnrollPending", enrollPendingTests},
 		{"Attempts", attemptTests},
 		{"ReserveAttempt", reserveTests},
 		{"Sessions", sessionTests},
@@ -161,6 +162,9 @@ func pendingDiff(got, want sessions.PendingEnrollment) string {
 	}
 	if !bytes.Equal(got.MAC, want.MAC) {
 		d = append(d, fmt.Sprintf("MAC %x, want %x", got.MAC, want.MAC))
+	}
+	if got.Browser != want.Browser {
+		d = append(d, fmt.Sprintf("Browser %q, want %q", got.Browser, want.Browser))
 	}
 	return strings.Join(d, "; ")
 }

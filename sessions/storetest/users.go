@@ -1,9 +1,11 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -345,7 +347,7 @@ var pendingTests = []test{
 	}},
 	{"PutGetReplace", func(t *testing.T, s sessions.Store) {
 		ctx := t.Context()
-		p1 := sessions.PendingEnrollment{SealedSecret: []byte{0, 1, 2, 255}, Created: base().Add(-time.Minute), Expires: future(), MAC: []byte("pending tag \x00\xff")}
+		p1 := sessions.PendingEnrollment{SealedSecret: []byte{0, 1, 2, 255}, Created: base().Add(-time.Minute), Expires: future(), MAC: []byte("pending tag \x00\xff"), Browser: "b1"}
 		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p1), "PutPendingEnrollment")
 		got, err := s.PendingEnrollment(ctx, "r", "alice")
 		ok(t, err, "PendingEnrollment")
@@ -380,6 +382,185 @@ var pendingTests = []test{
 		_, err = s.PendingEnrollment(ctx, "r", "bob")
 		ok(t, err, "PendingEnrollment")
 	}},
+	{"AddOnlyIfAbsent", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		p1 := sessions.PendingEnrollment{SealedSecret: []byte("first"), Created: base(), Expires: future(), Browser: "b1"}
+		wantAddPending(t, s, "r", "alice", p1, true)
+		p2 := sessions.PendingEnrollment{SealedSecret: []byte("second"), Created: base(), Expires: future(), Browser: "b2"}
+		wantAddPending(t, s, "r", "alice", p2, false)
+		wantPending(t, s, "r", "alice", p1)
+		// Another user and another realm are not "present".
+		wantAddPending(t, s, "r", "bob", p2, true)
+		wantAddPending(t, s, "r2", "alice", p2, true)
+		wantPending(t, s, "r", "alice", p1)
+
+		// An expired pending enrollment is absent.
+		gone := sessions.PendingEnrollment{SealedSecret: []byte("old"), Created: past().Add(-time.Minute), Expires: past()}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "carol", gone), "PutPendingEnrollment (expired)")
+		wantAddPending(t, s, "r", "carol", p2, true)
+		wantPending(t, s, "r", "carol", p2)
+		// An expired p is never saved.
+		wantAddPending(t, s, "r", "dave", gone, false)
+		_, err := s.PendingEnrollment(ctx, "r", "dave")
+		notFound(t, err, "PendingEnrollment after adding an expired one")
+		// Confirmed: absent again.
+		ok(t, s.EnrollPending(ctx, "r", "alice", p1.SealedSecret, newEnrollment("alice"), nil), "EnrollPending")
+		wantAddPending(t, s, "r", "alice", p2, true)
+	}},
+	{"AddRace", func(t *testing.T, s sessions.Store) {
+		var mu sync.Mutex
+		var winners []int
+		race(concurrency, func(i int) {
+			p := sessions.PendingEnrollment{SealedSecret: fmt.Appendf(nil, "secret-%d", i), Created: base(), Expires: future(), Browser: fmt.Sprint(i)}
+			added, err := s.AddPendingEnrollment(context.Background(), "r", "alice", p)
+			if err != nil {
+				t.Errorf("AddPendingEnrollment %d: %v", i, err)
+				return
+			}
+			if added {
+				mu.Lock()
+				winners = append(winners, i)
+				mu.Unlock()
+			}
+		})
+		if len(winners) != 1 {
+			t.Fatalf("%d concurrent AddPendingEnrollment calls saved %v, want exactly one", concurrency, winners)
+		}
+		got, err := s.PendingEnrollment(t.Context(), "r", "alice")
+		ok(t, err, "PendingEnrollment")
+		if want := fmt.Sprintf("secret-%d", winners[0]); string(got.SealedSecret) != want || got.Browser != fmt.Sprint(winners[0]) {
+			t.Fatalf("stored pending enrollment %q (browser %q), want the winner's %q", got.SealedSecret, got.Browser, want)
+		}
+	}},
+}
+
+// enrollPendingTests: Enroll conditional on the pending enrollment whose
+// code was checked.
+var enrollPendingTests = []test{
+	{"Confirms", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		p := sessions.PendingEnrollment{SealedSecret: []byte("pending"), Created: base(), Expires: future(), Browser: "b"}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p), "PutPendingEnrollment")
+		ok(t, s.PutPendingEnrollment(ctx, "r", "bob", p), "PutPendingEnrollment")
+		e := newEnrollment("alice")
+		ok(t, s.EnrollPending(ctx, "r", "alice", p.SealedSecret, e, []string{"h1", "h2"}), "EnrollPending")
+		e.RecoveryCodes = 2
+		wantEnrollment(t, s, "r", "alice", e)
+		useCode(t, s, "r", "alice", "h1", 1)
+		_, err := s.PendingEnrollment(ctx, "r", "alice")
+		notFound(t, err, "PendingEnrollment after EnrollPending")
+		wantPending(t, s, "r", "bob", p)
+		if users, err := s.Users(ctx, "r"); err != nil || !slices.Contains(users, "alice") {
+			t.Fatalf("Users = %v, %v; want alice listed", users, err)
+		}
+	}},
+	{"NoPending", func(t *testing.T, s sessions.Store) {
+		err := s.EnrollPending(t.Context(), "r", "alice", []byte("pending"), newEnrollment("alice"), []string{"h1"})
+		notFound(t, err, "EnrollPending without a pending enrollment")
+		_, err = s.Enrollment(t.Context(), "r", "alice")
+		notFound(t, err, "Enrollment")
+		codeGone(t, s, "r", "alice", "h1")
+	}},
+	{"OtherPending", func(t *testing.T, s sessions.Store) {
+		// Started over (another browser) after this one's code was
+		// checked: the checked secret is not the pending one any more.
+		ctx := t.Context()
+		first := sessions.PendingEnrollment{SealedSecret: []byte("first"), Created: base(), Expires: future(), Browser: "a"}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", first), "PutPendingEnrollment")
+		second := sessions.PendingEnrollment{SealedSecret: []byte("second"), Created: base(), Expires: future(), Browser: "b"}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", second), "PutPendingEnrollment (start over)")
+		for _, sealed := range [][]byte{first.SealedSecret, nil, []byte("secon"), []byte("second\x00")} {
+			err := s.EnrollPending(ctx, "r", "alice", sealed, newEnrollment("alice"), []string{"h1"})
+			notFound(t, err, fmt.Sprintf("EnrollPending with %q", sealed))
+		}
+		_, err := s.Enrollment(ctx, "r", "alice")
+		notFound(t, err, "Enrollment")
+		wantPending(t, s, "r", "alice", second)
+		ok(t, s.EnrollPending(ctx, "r", "alice", second.SealedSecret, newEnrollment("second"), []string{"h2"}), "EnrollPending")
+		codeGone(t, s, "r", "alice", "h1")
+		useCode(t, s, "r", "alice", "h2", 0)
+	}},
+	{"Expired", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		p := sessions.PendingEnrollment{SealedSecret: []byte("pending"), Created: past().Add(-time.Minute), Expires: past()}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p), "PutPendingEnrollment")
+		notFound(t, s.EnrollPending(ctx, "r", "alice", p.SealedSecret, newEnrollment("alice"), nil), "EnrollPending of an expired pending enrollment")
+		_, err := s.Enrollment(ctx, "r", "alice")
+		notFound(t, err, "Enrollment")
+	}},
+	{"Exists", func(t *testing.T, s sessions.Store) {
+		ctx := t.Context()
+		first := newEnrollment("first")
+		enroll(t, s, "r", "alice", first, "h1")
+		p := sessions.PendingEnrollment{SealedSecret: []byte("pending"), Created: base(), Expires: future()}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p), "PutPendingEnrollment")
+		err := s.EnrollPending(ctx, "r", "alice", p.SealedSecret, newEnrollment("second"), []string{"x1"})
+		if !errors.Is(err, sessions.ErrExists) {
+			t.Fatalf("EnrollPending of an enrolled user: got error %v, want sessions.ErrExists", err)
+		}
+		first.RecoveryCodes = 1
+		wantEnrollment(t, s, "r", "alice", first)
+		codeGone(t, s, "r", "alice", "x1")
+	}},
+	{"Race", func(t *testing.T, s sessions.Store) {
+		// Confirmations of the same pending enrollment and start-overs
+		// racing: exactly one enrollment, with a secret that was
+		// pending, and every confirmation that did not enroll says why.
+		ctx := t.Context()
+		p := sessions.PendingEnrollment{SealedSecret: []byte("pending"), Created: base(), Expires: future()}
+		ok(t, s.PutPendingEnrollment(ctx, "r", "alice", p), "PutPendingEnrollment")
+		var mu sync.Mutex
+		var enrolled []int
+		race(concurrency, func(i int) {
+			if i%2 == 1 {
+				np := sessions.PendingEnrollment{SealedSecret: fmt.Appendf(nil, "restart-%d", i), Created: base(), Expires: future()}
+				if err := s.PutPendingEnrollment(context.Background(), "r", "alice", np); err != nil {
+					t.Errorf("PutPendingEnrollment: %v", err)
+				}
+				return
+			}
+			err := s.EnrollPending(context.Background(), "r", "alice", p.SealedSecret, newEnrollment(fmt.Sprint(i)), nil)
+			switch {
+			case err == nil:
+				mu.Lock()
+				enrolled = append(enrolled, i)
+				mu.Unlock()
+			case errors.Is(err, sessions.ErrExists), errors.Is(err, sessions.ErrNotFound):
+			default:
+				t.Errorf("EnrollPending %d: %v", i, err)
+			}
+		})
+		if len(enrolled) > 1 {
+			t.Fatalf("EnrollPending succeeded %d times (%v), want at most once", len(enrolled), enrolled)
+		}
+		e, err := s.Enrollment(ctx, "r", "alice")
+		if len(enrolled) == 1 {
+			ok(t, err, "Enrollment")
+			if want := newEnrollment(fmt.Sprint(enrolled[0])); !bytes.Equal(e.SealedSecret, want.SealedSecret) {
+				t.Fatalf("enrolled %q, want the winner's %q", e.SealedSecret, want.SealedSecret)
+			}
+		} else {
+			notFound(t, err, "Enrollment when every confirmation lost")
+		}
+	}},
+}
+
+func wantAddPending(t *testing.T, s sessions.Store, realm, user string, p sessions.PendingEnrollment, want bool) {
+	t.Helper()
+	got, err := s.AddPendingEnrollment(t.Context(), realm, user, p)
+	ok(t, err, "AddPendingEnrollment")
+	if got != want {
+		t.Fatalf("AddPendingEnrollment(%q, %q, %q) = %v, want %v", realm, user, p.SealedSecret, got, want)
+	}
+}
+
+func wantPending(t *testing.T, s sessions.Store, realm, user string, want sessions.PendingEnrollment) {
+	t.Helper()
+	got, err := s.PendingEnrollment(t.Context(), realm, user)
+	ok(t, err, "PendingEnrollment")
+	if d := pendingDiff(got, want); d != "" {
+		t.Fatalf("PendingEnrollment(%q, %q): %s", realm, user, d)
+	}
 }
 
 var attemptTests = []test{
