@@ -182,7 +182,10 @@ type Handler struct {
 	// this request header instead of going through the pages. A valid
 	// code passes the request and starts a session (its cookie is set on
 	// the response); each code is accepted once, and failures count
-	// towards MaxAttempts. Default: off.
+	// towards MaxAttempts. The header (and its spellings with '_' for
+	// '-') is removed from every request the gate handles, so the
+	// application never receives a code, and Caddy's access log shows it
+	// as REDACTED. Default: off.
 	OTPHeader string `json:"otp_header,omitempty"`
 
 	// PathPrefix is where the gate's pages live. Default: /.2fa.
@@ -239,6 +242,9 @@ type Handler struct {
 	recovery int
 	cop      *http.CrossOriginProtection
 	logger   *zap.Logger
+	// accessLog is Caddy's access loggers' namespace, for the lines the
+	// gate writes in Caddy's place (accesslog.go).
+	accessLog *zap.Logger
 
 	inviteTTL time.Duration
 	// identityHeader is the request header the user placeholder reads,
@@ -321,6 +327,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // the pages.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.accessLog = ctx.Logger(accessLogNamespace{})
 	if h.AppLogin != nil && (h.User != "" || h.Anonymous != "") {
 		return fmt.Errorf("app_login: cannot be combined with user or anonymous (the user comes from the application's login)")
 	}
