@@ -80,6 +80,7 @@ http://127.0.0.1:%d {
 		output file %s
 	}
 	two_factor {
+		realm apps
 		store file %s/app.db
 		otp_header X-Otp
 		app_login {

@@ -231,6 +231,12 @@ type Handler struct {
 
 	store    sessions.Store
 	storeKey string
+	// storeID names the data the store reaches (storeID), and config
+	// identifies the config the handler was provisioned in (its
+	// context's Done channel, one per loaded config; nil if none), so
+	// that one realm cannot have two stores within a config.
+	storeID  string
+	config   <-chan struct{}
 	keys     *keyring.Keys // ring.Current
 	ring     *keyring.Ring
 	pages    *templates.Set
@@ -439,9 +445,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %v", err)
 	}
 	h.store = newCachedStore(instrumentStore(h.store))
+	if h.storeID, err = storeID(h.Store); err != nil {
+		return fmt.Errorf("store: %v", err)
+	}
+	h.config = ctx.Done()
 	registerMetrics(ctx)
-	registerRealm(h)
-	return nil
+	return registerRealm(h)
 }
 
 // provisionPreviousSecrets resolves PreviousSecrets and derives their keys
