@@ -2,15 +2,21 @@ package caddymodule
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // accessLogLines reads a JSON access log and returns its lines.
@@ -161,6 +167,41 @@ http://127.0.0.1:%d {
 		}
 		if !redactedIn[uri] && uri != "/api/4" {
 			t.Errorf("no access log line for %s with the header redacted:\n%s", uri, raw)
+		}
+	}
+}
+
+// BenchmarkHotPathAccessLog is the hot path on a site with otp_header and
+// Caddy's access log on, where the gate writes the access-log line in
+// Caddy's place (to a JSON encoder writing to io.Discard): compare with
+// BenchmarkHotPathFile for what that costs. Caddy's own line, which it
+// then skips, costs about as much.
+func BenchmarkHotPathAccessLog(b *testing.B) {
+	h, cookie := benchGate(b, &StoreConfig{Backend: "file", Path: b.TempDir() + "/bench.db"})
+	h.OTPHeader = "X-Otp"
+	h.accessLog = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)).Named("http.log.access")
+	srv := &caddyhttp.Server{Logs: &caddyhttp.ServerLogConfig{}}
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		r := httptest.NewRequest("GET", "/app", nil)
+		r.Header.Set("Cookie", cookie)
+		repl := caddy.NewReplacer()
+		repl.Set("http.auth.user.id", "alice")
+		ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+		ctx = context.WithValue(ctx, caddyhttp.ServerCtxKey, srv)
+		ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: "127.0.0.1"})
+		r = r.WithContext(ctx)
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, next); err != nil || w.Code != http.StatusNoContent {
+			b.Fatalf("status %d, err %v", w.Code, err)
+		}
+		if skip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.LogSkipVar).(bool); !skip {
+			b.Fatal("Caddy's access-log line was not skipped")
 		}
 	}
 }
