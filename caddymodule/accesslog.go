@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -131,12 +132,12 @@ func (h *Handler) accessLoggers(r *http.Request) []*zap.Logger {
 // logsHost is Caddy's rule for whether a server logs a host's requests.
 func logsHost(slc *caddyhttp.ServerLogConfig, host string) bool {
 	for name := range slc.LoggerNames {
-		if matchWildcardHost(host, name) {
+		if certmagic.MatchWildcard(host, name) {
 			return true
 		}
 	}
 	for _, skip := range slc.SkipHosts {
-		if matchWildcardHost(host, skip) {
+		if certmagic.MatchWildcard(host, skip) {
 			return false
 		}
 	}
@@ -161,24 +162,6 @@ func loggerNamesFor(slc *caddyhttp.ServerLogConfig, host string) []string {
 		}
 	}
 	return []string{slc.DefaultLoggerName}
-}
-
-// matchWildcardHost matches a host against a name in which a label may
-// be "*" (certmagic.MatchWildcard, which Caddy uses here).
-func matchWildcardHost(host, pattern string) bool {
-	if strings.EqualFold(host, pattern) {
-		return true
-	}
-	hl, pl := strings.Split(strings.ToLower(host), "."), strings.Split(strings.ToLower(pattern), ".")
-	if len(hl) != len(pl) {
-		return false
-	}
-	for i := range hl {
-		if pl[i] != "*" && pl[i] != hl[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // writeAccessLog writes the line Caddy's access log would have written
