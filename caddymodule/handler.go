@@ -188,7 +188,10 @@ type Handler struct {
 	// this request header instead of going through the pages. A valid
 	// code passes the request and starts a session (its cookie is set on
 	// the response); each code is accepted once, and failures count
-	// towards MaxAttempts. Default: off.
+	// towards MaxAttempts. The header (and its spellings with '_' for
+	// '-') is removed from every request the gate handles, so the
+	// application never receives a code, and Caddy's access log shows it
+	// as REDACTED. Default: off.
 	OTPHeader string `json:"otp_header,omitempty"`
 
 	// PathPrefix is where the gate's pages live. Default: /.2fa.
@@ -234,6 +237,12 @@ type Handler struct {
 
 	store    sessions.Store
 	storeKey string
+	// storeID names the data the store reaches (storeID), and config
+	// identifies the config the handler was provisioned in (its
+	// context's Done channel, one per loaded config; nil if none), so
+	// that one realm cannot have two stores within a config.
+	storeID  string
+	config   <-chan struct{}
 	keys     *keyring.Keys // ring.Current
 	ring     *keyring.Ring
 	pages    *templates.Set
@@ -245,6 +254,9 @@ type Handler struct {
 	recovery int
 	cop      *http.CrossOriginProtection
 	logger   *zap.Logger
+	// accessLog is Caddy's access loggers' namespace, for the lines the
+	// gate writes in Caddy's place (accesslog.go).
+	accessLog *zap.Logger
 
 	inviteTTL time.Duration
 	// identityHeader is the request header the user placeholder reads,
@@ -327,6 +339,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // the pages.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.accessLog = ctx.Logger(accessLogNamespace{})
 	if h.AppLogin != nil && (h.User != "" || h.Anonymous != "") {
 		return fmt.Errorf("app_login: cannot be combined with user or anonymous (the user comes from the application's login)")
 	}
@@ -443,9 +456,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// The cache sits above the record checks, so that a cached session
 	// was checked when it was read and the hot path pays nothing more.
 	h.store = newCachedStore(newAuthStore(instrumentStore(h.store), h.ring, h.logger))
+	if h.storeID, err = storeID(h.Store); err != nil {
+		return fmt.Errorf("store: %v", err)
+	}
+	h.config = ctx.Done()
 	registerMetrics(ctx)
-	registerRealm(h)
-	return nil
+	return registerRealm(h)
 }
 
 // provisionPreviousSecrets resolves PreviousSecrets and derives their keys

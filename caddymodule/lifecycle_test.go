@@ -79,6 +79,15 @@ func TestCaddyfileExample(t *testing.T) {
 	key := secretOf(t, enrollmentURI(t, r))
 	c.post("/.2fa/enroll", map[string][]string{"csrf_token": {csrfOf(t, r)}, "code": {totp(key, testNow())}}).expect(t, http.StatusOK)
 	c.get("/").expect(t, http.StatusOK).contains(t, "Welcome, alice", "totp")
+	// Its carve-out is public, and only by its exact path.
+	anon := basic.browser("")
+	anon.get("/health").expect(t, http.StatusOK).contains(t, "ok")
+	for _, p := range []string{"/health/", "/health;/../x", "/health/..;/x", "/health%2f..%2fx", "/health/x"} {
+		anon.get(p).expect(t, http.StatusUnauthorized)
+	}
+	fresh := basic.browser("alice")
+	fresh.accept = ""
+	fresh.get("/health/..;/x").expect(t, http.StatusUnauthorized).contains(t, "two_factor_required")
 }
 
 // TestDirectiveOrder: without an `order` option, two_factor runs after

@@ -5,14 +5,20 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-2fa/caddy-2fa/keyring"
 	"github.com/caddy-2fa/caddy-2fa/sessions"
+	"github.com/caddy-2fa/caddy-2fa/sessions/redisstore"
 )
 
 // RealmInfo is what the admin API may know about a realm of the running
@@ -37,11 +43,63 @@ var realms = struct {
 	m map[string][]*Handler // realm → handlers, most recently provisioned last
 }{m: map[string][]*Handler{}}
 
-// registerRealm makes h's realm known to the admin API.
-func registerRealm(h *Handler) {
+// registerRealm makes h's realm known to the admin API. Within one config,
+// every handler of a realm must use the same store: a realm is one set of
+// users, and the admin API acts on one store per realm, so a second store
+// would hold a second, silently diverging truth (an admin's revoke or reset
+// answered 200 while the other site kept the user signed in and enrolled).
+// Handlers of the config being replaced by a reload are still registered
+// and may use another store (a realm moving to Redis): only handlers
+// provisioned in the same config are compared.
+func registerRealm(h *Handler) error {
 	realms.Lock()
 	defer realms.Unlock()
+	if h.config != nil {
+		for _, o := range realms.m[h.Realm] {
+			if o.config == h.config && o.storeID != h.storeID {
+				return fmt.Errorf("realm %q: configured with two different stores, %s and %s: every two_factor block of a realm must use the same store (the admin API acts on one store per realm); use the same store in both, or give them different realm names", h.Realm, o.storeID, h.storeID)
+			}
+		}
+	}
 	realms.m[h.Realm] = append(realms.m[h.Realm], h)
+	return nil
+}
+
+// storeID names the data a store configuration reaches, for comparing
+// two handlers' stores: the file store's absolute path (symbolic links
+// resolved), or Redis's servers, database and key prefix. Client settings
+// (pool size, timeouts, credentials) do not change the data and are left
+// out. It never contains a password.
+func storeID(cfg *StoreConfig) (string, error) {
+	if cfg.Backend == "redis" {
+		rc, err := redisConfig(cfg)
+		if err != nil {
+			return "", err
+		}
+		addrs := slices.Clone(rc.Addrs)
+		slices.Sort(addrs)
+		prefix := rc.KeyPrefix
+		if prefix == "" {
+			prefix = redisstore.DefaultKeyPrefix
+		}
+		id := "redis " + strings.Join(addrs, ",")
+		if rc.MasterName != "" {
+			id += " master=" + strconv.Quote(rc.MasterName)
+		}
+		return id + " db=" + strconv.Itoa(rc.DB) + " key_prefix=" + strconv.Quote(prefix), nil
+	}
+	path := cfg.Path
+	if path == "" {
+		path = filepath.Join(caddy.AppDataDir(), "two_factor", "store.db")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	return "file " + abs, nil
 }
 
 // unregisterRealm withdraws h (at config unload).

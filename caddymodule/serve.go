@@ -37,7 +37,15 @@ const (
 // ServeHTTP gates the request: it passes it to next only when the user has
 // a verified 2FA session (or a trusted device, or a valid code in
 // otp_header); otherwise it answers itself.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (err error) {
+	var code string
+	if h.OTPHeader != "" {
+		// Whichever way the request goes on, a code it carries reaches
+		// neither the application nor Caddy's access log.
+		var done func(error)
+		code, w, done = h.takeOTPHeader(w, r)
+		defer func() { done(err) }()
+	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	// Path-override headers: Symfony, Zend and IIS URL Rewrite route by
 	// them, so a request the gate passes for one path (app_login's login
@@ -75,8 +83,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ok {
 		return h.pass(w, r, next, repl, user, s.Method)
 	}
-	if h.OTPHeader != "" && r.Header.Get(h.OTPHeader) != "" {
-		return h.serveOTPHeader(w, r, next, repl, user, t)
+	if code != "" {
+		return h.serveOTPHeader(w, r, next, repl, user, code, t)
 	}
 	if h.trust > 0 {
 		ok, err := h.trustedDevice(w, r, user, t)
@@ -231,9 +239,8 @@ func (h *Handler) deleteDevice(ctx context.Context, token []byte) error {
 }
 
 // serveOTPHeader checks a TOTP code sent by an API client in otp_header.
-func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, user string, t time.Time) error {
-	code := r.Header.Get(h.OTPHeader)
-	r.Header.Del(h.OTPHeader) // never forward a code to the application
+// ServeHTTP has already removed the header from the request.
+func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, user, code string, t time.Time) error {
 	ctx := r.Context()
 	e, err := h.store.Enrollment(ctx, h.Realm, user)
 	if errors.Is(err, sessions.ErrNotFound) {

@@ -17,9 +17,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 )
 
 // MinSecretLen is the shortest operator secret accepted, in bytes.
@@ -228,52 +225,4 @@ func associatedData(realm, user string) []byte {
 	b = append(b, realm...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(user)))
 	return append(b, user...)
-}
-
-// LoadOrCreateSecret returns the secret kept in the file at path, creating
-// it (mode 0600, 48 random bytes, base64) if it does not exist yet. Used
-// when the operator configured no secret and the store is local, so that
-// sessions survive restarts.
-func LoadOrCreateSecret(path string) ([]byte, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return decodeSecretFile(path, b)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading secret file: %v", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("creating secret directory: %v", err)
-	}
-	raw := make([]byte, 48)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, err
-	}
-	enc := base64.StdEncoding.EncodeToString(raw) + "\n"
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		// Created concurrently by another handler or process: use theirs.
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("reading secret file: %v", err)
-		}
-		return decodeSecretFile(path, b)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("creating secret file: %v", err)
-	}
-	if _, err := f.WriteString(enc); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("writing secret file: %v", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("writing secret file: %v", err)
-	}
-	return raw, nil
-}
-
-func decodeSecretFile(path string, b []byte) ([]byte, error) {
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(raw) < MinSecretLen {
-		return nil, fmt.Errorf("secret file %s is damaged (expected base64 of at least %d bytes); remove it to generate a new one (this signs everyone out)", path, MinSecretLen)
-	}
-	return raw, nil
 }
