@@ -29,7 +29,24 @@ func FailureKey(user string) string {
 // canonicalUser folds the ways of writing one name into one: Unicode
 // NFKC, case folding, surrounding space trimmed.
 func canonicalUser(user string) string {
+	if isCanonicalASCII(user) {
+		return user // the common case, on the hot path: no allocation
+	}
 	return cases.Fold().String(norm.NFKC.String(strings.TrimSpace(user)))
+}
+
+// isCanonicalASCII reports whether s is printable ASCII without upper-case
+// letters or surrounding space, which NFKC and case folding leave as it is.
+func isCanonicalASCII(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return s == ""
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c >= 'A' && c <= 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 // consecutiveLimit caps the failures one user may have without a success,

@@ -286,8 +286,9 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 			return h.unavailable(w, r, err)
 		}
 		// The user enrolls the new app at once, even where enrollment
-		// needs an invite.
-		if err := h.newPendingEnrollment(r, user, t, pendingEnrollmentTTL); err != nil {
+		// needs an invite; under the canonical name, which is where the
+		// user's records live from now on (identity.go).
+		if err := h.newPendingEnrollment(r, canonicalUser(user), t, pendingEnrollmentTTL); err != nil {
 			return h.unavailable(w, r, err)
 		}
 		h.clearCookie(w, r, sessionCookie)
