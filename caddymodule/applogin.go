@@ -594,6 +594,9 @@ func usernameFrom(contentType string, body []byte, field string) (string, error)
 	if strings.ContainsAny(user, "\x00\r\n") {
 		return "", fmt.Errorf("user name with control characters")
 	}
+	if _, err := identify(user); err != nil {
+		return "", err
+	}
 	return user, nil
 }
 
