@@ -201,7 +201,7 @@ func resolveTarget(ctx context.Context, realm string, info RealmInfo, name, acti
 		return tg, nil
 	}
 	stored, err := info.names.resolve(ctx, id, nil)
-	var conflict *errNameConflict
+	var conflict *nameConflictError
 	switch {
 	case errors.As(err, &conflict):
 		if action != "reset" {

@@ -115,14 +115,14 @@ func (x *nameIndex) spellings(id string) []string {
 	return append([]string{id}, x.legacy[id]...)
 }
 
-// errNameConflict is returned by resolve when several spellings of one
+// nameConflictError is returned by resolve when several spellings of one
 // identity hold an enrollment.
-type errNameConflict struct {
+type nameConflictError struct {
 	id        string
 	spellings []string
 }
 
-func (e *errNameConflict) Error() string {
+func (e *nameConflictError) Error() string {
 	return fmt.Sprintf("user %q has enrollments under several spellings (%s): an administrator must reset the user (caddy two-factor reset %s)", e.id, strings.Join(e.spellings, ", "), e.id)
 }
 
@@ -131,7 +131,7 @@ func (e *errNameConflict) Error() string {
 // the user under another spelling, which then keeps being used (its TOTP
 // secret is sealed with that name, its recovery codes hashed with it).
 // Once that enrollment is gone (reset, replaced), the identity moves to
-// id. Several enrolled spellings are refused (errNameConflict): one of
+// id. Several enrolled spellings are refused (nameConflictError): one of
 // them may have been enrolled by someone who had only the password, the
 // very thing folding prevents. Only identities with legacy spellings pay
 // store reads here.
@@ -158,7 +158,7 @@ func (x *nameIndex) resolve(ctx context.Context, id string, logger *zap.Logger) 
 	case 1:
 		return enrolled[0], nil
 	}
-	return "", &errNameConflict{id: id, spellings: enrolled}
+	return "", &nameConflictError{id: id, spellings: enrolled}
 }
 
 // userName turns a name from the first factor into the name its records
@@ -175,13 +175,13 @@ func (h *Handler) userName(w http.ResponseWriter, r *http.Request, name string) 
 		return "", "", true, nil
 	}
 	stored, err = h.names.resolve(r.Context(), id, h.logger)
-	var conflict *errNameConflict
+	if err == nil {
+		return id, stored, true, nil // (errors.As would allocate on the hot path)
+	}
+	var conflict *nameConflictError
 	if errors.As(err, &conflict) {
 		h.logger.Warn("user enrolled under several spellings of one name: refusing until an administrator resets the user", zap.String("realm", h.Realm), zap.String("user", id), zap.Strings("spellings", conflict.spellings), zap.String("client_ip", clientIP(r)))
 		return "", "", false, h.renderError(w, r, http.StatusForbidden, "name_conflict")
 	}
-	if err != nil {
-		return "", "", false, h.unavailable(w, r, err)
-	}
-	return id, stored, true, nil
+	return "", "", false, h.unavailable(w, r, err)
 }

@@ -364,14 +364,25 @@ func TestIdentify(t *testing.T) {
 			t.Errorf("identify(%.20q…) = %.20q, %v; want %.20q, too long %v", tc.in, got, err, tc.want, tc.long)
 		}
 	}
-	for _, s := range []string{"alice", "a.b-c_d@example.com", "ümlaut:user", "Alice", " a", "a\t", "ＡＢ", "Straße", "İ"} {
+	for _, s := range []string{"", "alice", "a.b-c_d@example.com", "ümlaut:user", "Alice", "ALICE@EXAMPLE.COM", " a", "a\t", "\x01A", "ＡＢ", "Straße", "İ", "ǅ", "K", "ﬀ", "e\u0301", "Ω", "ᾼ", "\xff"} {
 		slow := canonicalSlow(s)
 		if got := canonicalUser(s); got != slow {
 			t.Errorf("canonicalUser(%q) = %q, want %q (the full fold)", s, got, slow)
 		}
 	}
-	if n := testing.AllocsPerRun(100, func() { canonicalUser("alice@example.com") }); n != 0 {
-		t.Errorf("canonicalUser of a canonical ASCII name allocates %v times", n)
+	// The fast paths agree with the full fold on every BMP code point,
+	// alone and between letters of both cases.
+	for r := rune(0); r < 0x10000; r++ {
+		for _, s := range []string{string(r), "A" + string(r) + "b"} {
+			if got, want := canonicalUser(s), canonicalSlow(s); got != want {
+				t.Fatalf("canonicalUser(%q) = %q, want %q", s, got, want)
+			}
+		}
+	}
+	for name, want := range map[string]float64{"alice@example.com": 0, "Alice": 1, "ümlaut:user": 2} {
+		if n := testing.AllocsPerRun(100, func() { canonicalUser(name) }); n > want {
+			t.Errorf("canonicalUser(%q) allocates %v times, want at most %v", name, n, want)
+		}
 	}
 }
 
