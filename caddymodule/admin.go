@@ -98,7 +98,13 @@ var adminActions = map[string]func(*adminAPI, http.ResponseWriter, *http.Request
 type adminTarget struct {
 	realm string
 	info  RealmInfo
-	user  string
+	// user is the name the user's records are stored under: the
+	// canonical form of the name in the path ("reset Alice" acts on
+	// alice), or the spelling an earlier version enrolled them under.
+	user string
+	// spellings are every stored name of the user (the canonical one
+	// first), for the actions that must reach all of them.
+	spellings []string
 }
 
 // handleAPIEndpoints routes requests within adminEndpointBase.
@@ -165,13 +171,49 @@ func (a *adminAPI) handleAPIEndpoints(w http.ResponseWriter, r *http.Request) er
 		if parts[3] == "" {
 			return apiError(http.StatusBadRequest, errors.New("missing user name in path"))
 		}
-		tg := adminTarget{realm: parts[1], info: info, user: parts[3]}
+		tg, err := resolveTarget(r.Context(), parts[1], info, parts[3], parts[len(parts)-1])
+		if err != nil {
+			return err
+		}
 		if action != nil {
 			return action(a, w, r, tg)
 		}
 		return a.handleUser(w, r, tg)
 	}
 	return notFound(r)
+}
+
+// resolveTarget folds the user name of an admin request into the
+// canonical identity the gate uses and finds the name its records are
+// stored under. A user enrolled under several spellings (by an earlier
+// version) can only be reset, which forgets every spelling.
+func resolveTarget(ctx context.Context, realm string, info RealmInfo, name, action string) (adminTarget, error) {
+	id, err := identify(name)
+	if errors.Is(err, errNameTooLong) {
+		return adminTarget{}, apiError(http.StatusBadRequest, fmt.Errorf("user name longer than %d bytes: the gate refuses such names", maxUserName))
+	}
+	if id == "" {
+		return adminTarget{}, apiError(http.StatusBadRequest, errors.New("missing user name in path"))
+	}
+	tg := adminTarget{realm: realm, info: info, user: id}
+	if info.names == nil {
+		tg.spellings = []string{id}
+		return tg, nil
+	}
+	stored, err := info.names.resolve(ctx, id, nil)
+	var conflict *nameConflictError
+	switch {
+	case errors.As(err, &conflict):
+		if action != "reset" {
+			return tg, apiError(http.StatusConflict, conflict)
+		}
+	case err != nil:
+		return tg, storeError(err)
+	default:
+		tg.user = stored
+	}
+	tg.spellings = info.names.spellings(id)
+	return tg, nil
 }
 
 // userSummary is what the admin API reports about a user. Times are
@@ -303,21 +345,31 @@ func summarize(ctx context.Context, tg adminTarget, t time.Time) (userSummary, [
 // for the user: actions on a name the gate never saw are almost always
 // typos, and must not create state.
 func knownUser(ctx context.Context, tg adminTarget) error {
-	_, err := tg.info.Store.Enrollment(ctx, tg.realm, tg.user)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, sessions.ErrNotFound) {
-		return storeError(err)
-	}
-	_, err = tg.info.Store.Profile(ctx, tg.realm, tg.user)
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, sessions.ErrNotFound) {
-		return storeError(err)
+	for _, u := range tg.allNames() {
+		_, err := tg.info.Store.Enrollment(ctx, tg.realm, u)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sessions.ErrNotFound) {
+			return storeError(err)
+		}
+		_, err = tg.info.Store.Profile(ctx, tg.realm, u)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sessions.ErrNotFound) {
+			return storeError(err)
+		}
 	}
 	return userNotFound(tg)
+}
+
+// allNames are the stored names of the target user: every spelling.
+func (tg adminTarget) allNames() []string {
+	if len(tg.spellings) == 0 {
+		return []string{tg.user}
+	}
+	return tg.spellings
 }
 
 // userAction is the answer to a POST on a user.
@@ -341,8 +393,12 @@ func (a *adminAPI) handleReset(w http.ResponseWriter, r *http.Request, tg adminT
 	if err := a.prepare(r, tg, true, nil); err != nil {
 		return err
 	}
-	if err := tg.info.Store.ResetUser(r.Context(), tg.realm, tg.user); err != nil {
-		return a.failed(r, tg, "reset", err)
+	// Every spelling: a reset leaves one identity with nothing enrolled,
+	// whatever an earlier version stored under other spellings.
+	for _, u := range tg.allNames() {
+		if err := tg.info.Store.ResetUser(r.Context(), tg.realm, u); err != nil {
+			return a.failed(r, tg, "reset", err)
+		}
 	}
 	// The lockout counters are kept per canonical identity (FailureKey).
 	if err := clearUserFailures(r.Context(), tg.info.Store, tg.realm, tg.user); err != nil {
@@ -379,13 +435,17 @@ func (a *adminAPI) handleRevoke(w http.ResponseWriter, r *http.Request, tg admin
 		return err
 	}
 	ctx := r.Context()
-	ns, err := tg.info.Store.DeleteUserSessions(ctx, tg.realm, tg.user)
-	if err != nil {
-		return a.failed(r, tg, "revoke", err)
-	}
-	nd, err := tg.info.Store.DeleteUserDevices(ctx, tg.realm, tg.user)
-	if err != nil {
-		return a.failed(r, tg, "revoke", err)
+	var ns, nd int
+	for _, u := range tg.allNames() {
+		n, err := tg.info.Store.DeleteUserSessions(ctx, tg.realm, u)
+		if err != nil {
+			return a.failed(r, tg, "revoke", err)
+		}
+		ns += n
+		if n, err = tg.info.Store.DeleteUserDevices(ctx, tg.realm, u); err != nil {
+			return a.failed(r, tg, "revoke", err)
+		}
+		nd += n
 	}
 	a.audit(r, tg, "revoke", zap.Int("sessions_revoked", ns), zap.Int("devices_revoked", nd))
 	return writeAdminJSON(w, http.StatusOK, userAction{Realm: tg.realm, User: tg.user, Action: "revoke", SessionsRevoked: &ns, DevicesRevoked: &nd})

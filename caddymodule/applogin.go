@@ -192,11 +192,21 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
+	// The binding holds the canonical name from the login form; the
+	// records may be stored under an earlier spelling (identity.go).
+	var user string
+	if found {
+		var ok bool
+		if _, user, ok, err = h.userName(w, r, b.User); !ok {
+			return err
+		}
+		repl.Set("http.two_factor.user", b.User)
+	}
 	if gatePage {
 		if !found {
 			return h.renderError(w, r, http.StatusForbidden, "sign_in_first")
 		}
-		return h.serveGate(w, r, b.User)
+		return h.serveGate(w, r, user)
 	}
 	if r.Method == http.MethodPost && matchPath(h.AppLogin.Path, r.URL.Path) {
 		return h.watchLogin(w, r, next, repl, t)
@@ -219,7 +229,6 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 	if !found {
 		return h.unknownAppSession(w, r)
 	}
-	user := b.User
 	s, ok, err := h.verifiedSession(w, r, user, t)
 	if err != nil {
 		return h.unavailable(w, r, err)
@@ -240,7 +249,7 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 		}
 	}
 	fw := &appCookieWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, r: r, id: id, binding: b}
-	err = h.pass(fw, r, next, repl, user, method)
+	err = h.pass(fw, r, next, repl, method)
 	if fw.err != nil {
 		h.logger.Error("following the application's session cookie", zap.String("realm", h.Realm), zap.Error(fw.err))
 	}
@@ -315,7 +324,7 @@ func (h *Handler) verifyAppBinding(r *http.Request, user, method string, t time.
 		return nil
 	}
 	id, b, _, found, err := h.binding(r, t)
-	if err != nil || !found || b.User != user {
+	if err != nil || !found || canonicalUser(b.User) != canonicalUser(user) {
 		return err
 	}
 	return h.verifyBinding(r, id, b, method, t)
@@ -330,6 +339,13 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	gateCookies := r.Header.Values("Cookie")
 	h.stripGateCookies(r)
 	user, err := h.readLoginUser(r)
+	if errors.Is(err, errNameTooLong) {
+		// Refused before the application sees it: a session it started
+		// for this name could never be bound, and the user would go round
+		// in circles between the login page and the gate.
+		h.logger.Warn("login with a user name longer than the gate accepts: refused", zap.String("realm", h.Realm), zap.Int("max_bytes", maxUserName), zap.String("client_ip", clientIP(r)))
+		return h.renderError(w, r, http.StatusBadRequest, "name_too_long")
+	}
 	if err != nil {
 		h.logger.Warn("login body not read: the gate cannot learn who logs in, so the application session it starts will not be accepted", zap.String("realm", h.Realm), zap.String("client_ip", clientIP(r)), zap.String("reason", err.Error()))
 	}
@@ -350,8 +366,14 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	if !rec.Buffered() {
 		return nil
 	}
-	// The application accepted the password and started a session.
+	// The application accepted the password and started a session. The
+	// binding names the canonical identity; the records may be stored
+	// under an earlier spelling (identity.go).
 	r.Header["Cookie"] = gateCookies
+	_, stored, ok, err := h.userName(w, r, user)
+	if !ok {
+		return err
+	}
 	id := h.bindingID(cookieValue)
 	b := sessions.Session{User: user, Method: MethodPending, Created: t, Expires: t.Add(pendingBindingTTL), LastSeen: t, ClientIP: clientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
 
@@ -359,12 +381,12 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	// session of the same user): the new application session is verified
 	// at once.
 	method := ""
-	if s, ok, err := h.verifiedSession(w, r, user, t); err != nil {
+	if s, ok, err := h.verifiedSession(w, r, stored, t); err != nil {
 		return h.unavailable(w, r, err)
 	} else if ok {
 		method = s.Method
 	} else if h.trust > 0 {
-		if ok, err := h.trustedDevice(w, r, user, t); err != nil {
+		if ok, err := h.trustedDevice(w, r, stored, t); err != nil {
 			return h.unavailable(w, r, err)
 		} else if ok {
 			method = MethodTrustedDevice
@@ -393,7 +415,7 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	if loc := rec.Header().Get("Location"); status >= 300 && status < 400 && loc != "" {
 		rd = sameHostTarget(loc, r)
 	}
-	_, err = h.store.Enrollment(r.Context(), h.Realm, user)
+	_, err = h.store.Enrollment(r.Context(), h.Realm, stored)
 	page := "/challenge"
 	if errors.Is(err, sessions.ErrNotFound) {
 		page = "/enroll"
@@ -478,7 +500,7 @@ func (h *Handler) readLoginUser(r *http.Request) (string, error) {
 	// The application's own login may treat "Alice" and "alice" as one
 	// account; so does the gate, or a case variant could enroll a second
 	// authenticator for the same account.
-	return canonicalUser(user), nil
+	return identify(user)
 }
 
 // phpFieldBase is the name under which PHP (and frameworks imitating it)
@@ -569,8 +591,11 @@ func usernameFrom(contentType string, body []byte, field string) (string, error)
 	if user == "" {
 		return "", fmt.Errorf("no %q in the body", field)
 	}
-	if len(user) > 256 || strings.ContainsAny(user, "\x00\r\n") {
-		return "", fmt.Errorf("user name too long or with control characters")
+	if strings.ContainsAny(user, "\x00\r\n") {
+		return "", fmt.Errorf("user name with control characters")
+	}
+	if _, err := identify(user); err != nil {
+		return "", err
 	}
 	return user, nil
 }

@@ -187,7 +187,7 @@ func (h *Handler) stripGateCookies(r *http.Request) {
 	}
 	found := false
 	for _, v := range vals {
-		if strings.Contains(v, "2fa_") {
+		if mayHoldGateCookie(v) {
 			found = true
 			break
 		}
@@ -216,10 +216,32 @@ func (h *Handler) stripGateCookies(r *http.Request) {
 	r.Header["Cookie"] = []string{strings.Join(kept, "; ")}
 }
 
+// isGateCookie reports whether name is a cookie of a two_factor gate, of
+// any realm: a base name alone (realm default) or followed by "_" and a
+// realm (cookieSafe). Browsers send every cookie of a host to every port
+// and path of it, so an application behind one realm would otherwise
+// receive the cookies of every other realm on the same host (and could
+// log or leak them, or hand them to someone who replays them at the
+// other gate). The realms of other configs and other instances are not
+// known here, hence the pattern rather than a list. Compared without
+// regard to case, like the application platforms that fold cookie names.
 func (h *Handler) isGateCookie(name string) bool {
-	name = strings.TrimPrefix(name, "__Host-")
+	if len(name) >= len("__Host-") && strings.EqualFold(name[:len("__Host-")], "__Host-") {
+		name = name[len("__Host-"):]
+	}
 	for _, base := range [...]string{sessionCookie, deviceCookie, csrfCookie, laterCookie, enrollCookie} {
-		if name == base+h.cookieSuffix {
+		if len(name) >= len(base) && strings.EqualFold(name[:len(base)], base) && (len(name) == len(base) || name[len(base)] == '_') {
+			return true
+		}
+	}
+	return false
+}
+
+// mayHoldGateCookie reports whether a Cookie header contains "2fa_" in
+// any case: a quick test before it is parsed, on the hot path.
+func mayHoldGateCookie(v string) bool {
+	for i := 0; i+4 <= len(v); i++ {
+		if v[i] == '2' && v[i+1]|0x20 == 'f' && v[i+2]|0x20 == 'a' && v[i+3] == '_' {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -271,6 +272,14 @@ type Handler struct {
 	// above (session, device, csrf).
 	prevCodecs   [3][]*securecookie.SecureCookie
 	cookieSuffix string
+
+	// names resolves canonical identities to the names their records are
+	// stored under (identity.go).
+	names *nameIndex
+	// requireUsers and exemptUsers are Require.Users and Exempt.Users
+	// folded like user names, so that a rule meets every spelling of a
+	// name alike.
+	requireUsers, exemptUsers []string
 }
 
 // AttemptLimit is a failure budget: Max failures within Window lock the
@@ -391,6 +400,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.identityHeader = name[:len(name)-1]
 	}
 	h.params = challenge.DefaultParams()
+	if h.Require != nil {
+		h.requireUsers = foldGlobs(h.Require.Users)
+	}
+	if h.Exempt != nil {
+		h.exemptUsers = foldGlobs(h.Exempt.Users)
+	}
 	if h.Realm != DefaultRealm {
 		h.cookieSuffix = "_" + cookieSafe(h.Realm)
 	}
@@ -460,6 +475,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("store: %v", err)
 	}
 	h.config = ctx.Done()
+	h.names = newNameIndex(h.store, h.Realm)
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := h.names.load(lctx, h.logger); err != nil {
+		// Tried again on the first request that needs it; until then
+		// every identified request is refused (503), never passed.
+		h.logger.Warn("could not read the users list at start-up; will retry", zap.String("realm", h.Realm), zap.Error(err))
+	}
+	cancel()
 	registerMetrics(ctx)
 	return registerRealm(h)
 }

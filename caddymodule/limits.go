@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/text/cases"
@@ -27,9 +28,54 @@ func FailureKey(user string) string {
 }
 
 // canonicalUser folds the ways of writing one name into one: Unicode
-// NFKC, case folding, surrounding space trimmed.
+// NFKC, case folding, surrounding space trimmed. It runs on every request
+// (identity.go), so the common forms are cheap: a canonical ASCII name is
+// returned as it is, other ASCII names are lower-cased (which is what NFKC
+// and case folding do to ASCII), and the rest use a pooled case folder.
 func canonicalUser(user string) string {
-	return cases.Fold().String(norm.NFKC.String(strings.TrimSpace(user)))
+	switch asciiForm(user) {
+	case asciiCanonical:
+		return user
+	case asciiUpper:
+		return strings.ToLower(user)
+	}
+	s := strings.TrimSpace(user)
+	if !norm.NFKC.IsNormalString(s) {
+		s = norm.NFKC.String(s)
+	}
+	c := folders.Get().(*cases.Caser)
+	defer folders.Put(c)
+	return c.String(s) // (resets c first)
+}
+
+// folders holds case folders for canonicalUser: making one allocates, and
+// a Caser is not safe for concurrent use.
+var folders = sync.Pool{New: func() any { c := cases.Fold(); return &c }}
+
+// Forms of a name for canonicalUser's fast paths.
+const (
+	asciiOther     = iota // not printable ASCII, or surrounding space
+	asciiCanonical        // printable ASCII, no upper case, no surrounding space
+	asciiUpper            // printable ASCII with upper case, no surrounding space
+)
+
+func asciiForm(s string) int {
+	if s == "" {
+		return asciiCanonical
+	}
+	if s[0] == ' ' || s[len(s)-1] == ' ' {
+		return asciiOther
+	}
+	form := asciiCanonical
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f:
+			return asciiOther
+		case c >= 'A' && c <= 'Z':
+			form = asciiUpper
+		}
+	}
+	return form
 }
 
 // consecutiveLimit caps the failures one user may have without a success,

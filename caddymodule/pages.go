@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"html/template"
 	"net"
 	"net/http"
@@ -181,7 +180,10 @@ func (h *Handler) getEnroll(w http.ResponseWriter, r *http.Request, user, rd str
 	clear(secret)
 	png, err := challenge.QRPNG(uri, 400)
 	if err != nil {
-		return h.unavailable(w, r, fmt.Errorf("rendering QR code: %v", err))
+		// Not the store's fault (identify bounds user names so that this
+		// cannot happen for them; a very long issuer still could).
+		h.logger.Error("rendering the enrollment QR code", zap.String("realm", h.Realm), zap.Int("uri_bytes", len(uri)), zap.Error(err))
+		return h.renderError(w, r, http.StatusInternalServerError, "other")
 	}
 	return h.page(w, r, user, status, templates.PageEnroll, templates.Data{
 		Return:  rd,

@@ -74,8 +74,24 @@ func validGlobs(opt string, globs []string) error {
 		if _, err := path.Match(g, ""); err != nil || g == "" {
 			return fmt.Errorf("%s: %q is not a valid name or glob", opt, g)
 		}
+		if _, err := path.Match(canonicalUser(g), ""); err != nil {
+			return fmt.Errorf("%s: %q is not a valid glob once folded like user names (%q)", opt, g, canonicalUser(g))
+		}
 	}
 	return nil
+}
+
+// foldGlobs folds user name globs the way user names are folded
+// (canonicalUser), so that "require users Alice" and "exempt users guest*"
+// apply to every spelling of a name alike: a rule that met "alice" but
+// not "ALICE" would let whoever signs in with the other spelling choose
+// the weaker policy.
+func foldGlobs(globs []string) []string {
+	out := make([]string, len(globs))
+	for i, g := range globs {
+		out[i] = canonicalUser(g)
+	}
+	return out
 }
 
 func matchAny(globs []string, names ...string) bool {
@@ -103,13 +119,16 @@ func (h *Handler) userGroups(repl *caddy.Replacer) []string {
 	return out
 }
 
+// exempted reports whether an exempt rule covers the user. Rules speak of
+// the canonical identity, whichever spelling user is (identity.go).
 func (h *Handler) exempted(user string, groups []string) bool {
 	e := h.Exempt
-	return e != nil && (matchAny(e.Users, user) || matchAny(e.Groups, groups...))
+	return e != nil && (matchAny(h.exemptUsers, canonicalUser(user)) || matchAny(e.Groups, groups...))
 }
 
-// required reports whether policy makes user use 2FA. Users who enrolled
-// (opted in) are always challenged.
+// required reports whether policy makes user use 2FA. Rules speak of the
+// canonical identity, whichever spelling user is (identity.go). Users who
+// enrolled (opted in) are always challenged.
 func (h *Handler) required(user string, groups []string, enrolled bool) bool {
 	if enrolled {
 		return true
@@ -122,7 +141,7 @@ func (h *Handler) required(user string, groups []string, enrolled bool) bool {
 	case "enrolled":
 		return false
 	case "users":
-		return matchAny(q.Users, user)
+		return matchAny(h.requireUsers, canonicalUser(user))
 	case "groups":
 		return matchAny(q.Groups, groups...)
 	}
@@ -136,7 +155,7 @@ func (h *Handler) required(user string, groups []string, enrolled bool) bool {
 func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, user string, t time.Time) error {
 	groups := h.userGroups(repl)
 	if h.exempted(user, groups) {
-		return h.pass(w, r, next, repl, user, MethodExempt)
+		return h.pass(w, r, next, repl, MethodExempt)
 	}
 	ctx := r.Context()
 	p, err := h.store.Profile(ctx, h.Realm, user)
@@ -144,7 +163,7 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return h.unavailable(w, r, err)
 	}
 	if t.Before(p.DisabledUntil) {
-		return h.pass(w, r, next, repl, user, MethodDisabled)
+		return h.pass(w, r, next, repl, MethodDisabled)
 	}
 	_, err = h.store.Enrollment(ctx, h.Realm, user)
 	enrolled := err == nil
@@ -152,11 +171,11 @@ func (h *Handler) enforce(w http.ResponseWriter, r *http.Request, next caddyhttp
 		return h.unavailable(w, r, err)
 	}
 	if !h.required(user, groups, enrolled) {
-		return h.pass(w, r, next, repl, user, MethodNotRequired)
+		return h.pass(w, r, next, repl, MethodNotRequired)
 	}
 	if !enrolled && h.graceEnabled() {
 		if until, ok := h.laterUntil(r, user); ok && t.Before(until) {
-			return h.pass(w, r, next, repl, user, MethodGrace)
+			return h.pass(w, r, next, repl, MethodGrace)
 		}
 	}
 	return h.redirectToGate(w, r, enrolled)
@@ -253,7 +272,7 @@ func (h *Handler) getInvite(w http.ResponseWriter, r *http.Request, user, token 
 		h.audit(r, "invite", user, "", "failure", "expired")
 		return h.renderError(w, r, http.StatusGone, "invite_gone")
 	}
-	if invited != user {
+	if canonicalUser(invited) != canonicalUser(user) {
 		// Not theirs: put it back, unchanged, for its owner.
 		if err := h.store.PutToken(ctx, h.Realm, inviteTokenKind, id, val, expires); err != nil {
 			return h.unavailable(w, r, err)

@@ -36,6 +36,8 @@ type RealmInfo struct {
 	// ring is the realm's keys, for rekey. Unexported: keys never leave
 	// the package.
 	ring *keyring.Ring
+	// names finds the stored spelling of a user name (identity.go).
+	names *nameIndex
 }
 
 var realms = struct {
@@ -131,7 +133,7 @@ func LookupRealm(realm string) (RealmInfo, bool) {
 		return RealmInfo{}, false
 	}
 	h := hs[len(hs)-1]
-	return RealmInfo{Store: h.store, PathPrefix: h.PathPrefix, InviteTTL: h.inviteTTL, ring: h.ring}, true
+	return RealmInfo{Store: h.store, PathPrefix: h.PathPrefix, InviteTTL: h.inviteTTL, ring: h.ring, names: h.names}, true
 }
 
 // Realms lists the realms of the running config, sorted.
@@ -167,7 +169,9 @@ func CreateInvite(ctx context.Context, realm string, info RealmInfo, user string
 	}
 	token := rand.Text()
 	expires = now().Add(ttl)
-	val := []byte(strconv.FormatInt(expires.Unix(), 10) + "\n" + user)
+	// The canonical identity: the link works for whichever spelling of
+	// the name the user signs in with.
+	val := []byte(strconv.FormatInt(expires.Unix(), 10) + "\n" + canonicalUser(user))
 	if err := info.Store.PutToken(ctx, realm, inviteTokenKind, inviteID(token), val, expires); err != nil {
 		return "", time.Time{}, err
 	}

@@ -57,7 +57,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if h.AppLogin != nil {
 		return h.serveAppLogin(w, r, next, repl, gatePage)
 	}
-	user := repl.ReplaceAll(h.User, "")
+	name := repl.ReplaceAll(h.User, "")
+	// The application gets the name as the first factor gave it (that is
+	// what it knows); the gate works with the canonical identity, and
+	// with the name the user's records are stored under (identity.go).
+	_, user, ok, err := h.userName(w, r, name)
+	if !ok {
+		return err
+	}
+	repl.Set("http.two_factor.user", name)
 
 	if user == "" {
 		if h.Anonymous == "allow" && !gatePage {
@@ -81,7 +89,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.unavailable(w, r, err)
 	}
 	if ok {
-		return h.pass(w, r, next, repl, user, s.Method)
+		return h.pass(w, r, next, repl, s.Method)
 	}
 	if code != "" {
 		return h.serveOTPHeader(w, r, next, repl, user, code, t)
@@ -92,20 +100,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.unavailable(w, r, err)
 		}
 		if ok {
-			return h.pass(w, r, next, repl, user, MethodTrustedDevice)
+			return h.pass(w, r, next, repl, MethodTrustedDevice)
 		}
 	}
 	return h.enforce(w, r, next, repl, user, t)
 }
 
-// pass hands the request on with the placeholders set and the gate's
-// cookies removed.
-func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, user, method string) error {
+// pass hands the request on with {http.two_factor.method} set and the
+// gate's cookies removed. {http.two_factor.user} was set by the identity
+// source when it learned the name.
+func (h *Handler) pass(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, method string) error {
 	h.stripGateCookies(r)
 	if h.identityHeader != "" {
 		stripHeaderAliases(r.Header, h.identityHeader)
 	}
-	repl.Set("http.two_factor.user", user)
 	repl.Set("http.two_factor.method", method)
 	return next.ServeHTTP(w, r)
 }
@@ -276,7 +284,7 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 	if err := h.succeeded(w, r, user, MethodTOTP, t); err != nil {
 		return h.unavailable(w, r, err)
 	}
-	return h.pass(w, r, next, repl, user, MethodTOTP)
+	return h.pass(w, r, next, repl, MethodTOTP)
 }
 
 // checkTOTP verifies code against the enrollment and claims its time step,

@@ -286,8 +286,9 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 			return h.unavailable(w, r, err)
 		}
 		// The user enrolls the new app at once, even where enrollment
-		// needs an invite, in this browser only.
-		secret, _, _, err := h.startPendingEnrollment(w, r, user, t, pendingEnrollmentTTL, false)
+		// needs an invite, in this browser only, under the canonical name,
+		// which is where the user's records live from now on (identity.go).
+		secret, _, _, err := h.startPendingEnrollment(w, r, canonicalUser(user), t, pendingEnrollmentTTL, false)
 		clear(secret)
 		if err != nil {
 			return h.unavailable(w, r, err)

@@ -245,6 +245,8 @@ type Error struct {
 	// allowed on this gate page), "not_found" (no gate page at this path),
 	// "sign_in_first" (app_login: no application session yet),
 	// "unknown_session" (app_login: an application session the gate
-	// never saw created, with unknown_session deny).
+	// never saw created, with unknown_session deny), "name_too_long" (a
+	// user name over the gate's limit), "name_conflict" (the user is
+	// enrolled under several spellings of the name: the admin must reset).
 	Kind string
 }
