@@ -239,6 +239,15 @@ func hashArgs(first any, hashes []string) []any {
 // the pending enrollment. Duplicate hashes are stored once. The user is
 // listed in the realm's users set first, in a command of its own.
 func (s *Store) Enroll(ctx context.Context, realm, user string, e sessions.Enrollment, recoveryHashes []string) error {
+	return s.enroll(ctx, realm, user, enrollScript, nil, e, recoveryHashes)
+}
+
+// enroll runs script (enrollScript or enrollPendingScript) on the user's
+// enrollment, recovery code and pending enrollment keys with ARGV = the
+// enrollment's JSON, then extra, then the recovery code hashes. The
+// script answers 1 (enrolled), 0 (sessions.ErrExists) or -1
+// (sessions.ErrNotFound).
+func (s *Store) enroll(ctx context.Context, realm, user string, script *redis.Script, extra []any, e sessions.Enrollment, recoveryHashes []string) error {
 	const op = "enrolling"
 	switch {
 	case realm == "":
@@ -255,16 +264,20 @@ func (s *Store) Enroll(ctx context.Context, realm, user string, e sessions.Enrol
 	if err := s.addUser(ctx, realm, user); err != nil {
 		return fail(op, err)
 	}
-	n, err := enrollScript.Run(ctx, s.rdb, []string{
+	args := append(append([]any{v}, extra...), hashArgs(nil, recoveryHashes)...)
+	n, err := script.Run(ctx, s.rdb, []string{
 		s.keys.user(realm, user, sufEnrollment),
 		s.keys.user(realm, user, sufRecovery),
 		s.keys.user(realm, user, sufPending),
-	}, hashArgs(v, recoveryHashes)...).Int()
+	}, args...).Int()
 	if err != nil {
 		return fail(op, err)
 	}
-	if n == 0 {
+	switch n {
+	case 0:
 		return sessions.ErrExists
+	case -1:
+		return sessions.ErrNotFound
 	}
 	return nil
 }
@@ -459,39 +472,8 @@ func (s *Store) AddPendingEnrollment(ctx context.Context, realm, user string, p 
 // holds pendingSealed, and deletes the pending enrollment. The user is
 // listed in the realm's users set first, in a command of its own.
 func (s *Store) EnrollPending(ctx context.Context, realm, user string, pendingSealed []byte, e sessions.Enrollment, recoveryHashes []string) error {
-	const op = "enrolling"
-	switch {
-	case realm == "":
-		return emptyName(op, "realm")
-	case user == "":
-		return emptyName(op, "user")
-	}
-	v, err := json.Marshal(e)
-	if err != nil {
-		return fail(op, err)
-	}
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	if err := s.addUser(ctx, realm, user); err != nil {
-		return fail(op, err)
-	}
 	// The pending enrollment is JSON, where []byte is standard base64.
-	args := append([]any{v, base64.StdEncoding.EncodeToString(pendingSealed)}, hashArgs(nil, recoveryHashes)...)
-	n, err := enrollPendingScript.Run(ctx, s.rdb, []string{
-		s.keys.user(realm, user, sufEnrollment),
-		s.keys.user(realm, user, sufRecovery),
-		s.keys.user(realm, user, sufPending),
-	}, args...).Int()
-	if err != nil {
-		return fail(op, err)
-	}
-	switch n {
-	case 0:
-		return sessions.ErrExists
-	case -1:
-		return sessions.ErrNotFound
-	}
-	return nil
+	return s.enroll(ctx, realm, user, enrollPendingScript, []any{base64.StdEncoding.EncodeToString(pendingSealed)}, e, recoveryHashes)
 }
 
 // PendingEnrollment returns the user's unexpired unconfirmed enrollment,
