@@ -222,7 +222,9 @@ func TestPolicyConfigErrors(t *testing.T) {
 var enrollFailBrowsers = map[*site]map[string]*browser{}
 
 // enrollFail submits a wrong first code on the enrollment page as user
-// (identity from the X-User header), from that user's one browser on s,
+// (identity from the X-User header), from that user's one browser on s
+// (one per canonical identity: the spellings of a name are one user, who
+// would otherwise be told that setup is in progress in another browser),
 // and returns the response.
 func enrollFail(t *testing.T, s *site, user string) response {
 	t.Helper()
@@ -230,10 +232,10 @@ func enrollFail(t *testing.T, s *site, user string) response {
 		enrollFailBrowsers[s] = map[string]*browser{}
 		t.Cleanup(func() { delete(enrollFailBrowsers, s) })
 	}
-	b := enrollFailBrowsers[s][user]
+	b := enrollFailBrowsers[s][canonicalUser(user)]
 	if b == nil {
 		b = s.browser("")
-		enrollFailBrowsers[s][user] = b
+		enrollFailBrowsers[s][canonicalUser(user)] = b
 	}
 	h := http.Header{"X-User": {user}}
 	page := b.do("GET", "/.2fa/enroll", nil, h)
