@@ -27,6 +27,10 @@ func TestSessionSurvivesReloadAndRestart(t *testing.T) {
 
 	// Reload: a changed config replaces the running one.
 	startSite(t, siteOptions{port: port, store: store, gate: `title "Reloaded"`})
+	// The old server closes its idle keep-alive connections as it hands
+	// over; a browser opens a new one (Go's client may instead read EOF
+	// on a connection closed just as it reused it).
+	b.client.CloseIdleConnections()
 	b.get("/app").expect(t, http.StatusOK).contains(t, "user=alice")
 	b.get("/.2fa/logout").contains(t, "Reloaded")
 

@@ -59,8 +59,19 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()
 	// A new connection per scrape: a config reload closes idle
 	// keep-alive connections, and reusing one would read EOF.
+	// A connection accepted just as a reload hands the listener to the
+	// new server can still be closed by the old one (EOF): a scraper
+	// tries again, and so does this, a few times, on transport errors
+	// only (a wrong status or body still fails at once).
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(url)
+	var resp *http.Response
+	var err error
+	for try := 0; ; try++ {
+		if resp, err = client.Get(url); err == nil || try == 4 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("scraping %s: %v", url, err)
 	}
