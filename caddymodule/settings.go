@@ -262,9 +262,6 @@ func (h *Handler) postSettings(w http.ResponseWriter, r *http.Request, user, rd 
 		if err != nil {
 			return h.unavailable(w, r, err)
 		}
-		if err := h.clearFailures(ctx, user); err != nil {
-			return h.unavailable(w, r, err)
-		}
 		h.audit(r, event, user, "", "success", "")
 		return h.page(w, r, user, http.StatusOK, templates.PageRecovery, templates.Data{
 			Return: rd,
