@@ -377,15 +377,8 @@ func TestAttemptBudgetRightCodeInBurst(t *testing.T) {
 // together show exactly max_attempts failed verifications (every checked
 // code is logged, a refused attempt is not checked).
 func TestAttemptBudgetTwoProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs Caddy binaries")
-	}
-	clockOffset.Store(0)
-	rs := redistest.Start(t)
-	storeLine := "store redis unix://" + rs.Socket
 	gate := fmt.Sprintf("max_attempts %d 5m 15m\n\t\totp_header X-OTP", budgetMax)
-	a := startInstance(t, storeLine, gate)
-	b := startInstance(t, storeLine, gate)
+	_, a, b := twoInstancesOnRedis(t, gate)
 	sites := []*site{&a.site, &b.site}
 	for path, user := range map[string]string{"html": "alice", "otp_header": "bob"} {
 		key, _ := a.browser(user).enroll()

@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"testing"
 	"time"
-
-	"github.com/caddy-2fa/caddy-2fa/internal/redistest"
 )
 
 var reDeviceField = regexp.MustCompile(`name="device" value="([^"]+)"`)
@@ -46,14 +44,7 @@ func onlyDevice(t *testing.T, b *browser) string {
 // that instance has just read the session into its cache, and on the
 // first at once (issue 12 §5).
 func TestRemovedDeviceEndsItsSessions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs Caddy binaries")
-	}
-	clockOffset.Store(0)
-	rs := redistest.Start(t)
-	storeLine := "store redis unix://" + rs.Socket
-	a := startInstance(t, storeLine, "")
-	bInst := startInstance(t, storeLine, "")
+	_, a, bInst := twoInstancesOnRedis(t, "")
 
 	alice := a.browser("alice")
 	alice.s = &a.site

@@ -467,15 +467,7 @@ func TestOpenEnrollmentRace(t *testing.T) {
 // invalidates the first browser's key on the other, and the browser that
 // holds the setup confirms it on either.
 func TestEnrollBindingTwoInstances(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs Caddy binaries")
-	}
-	// These Caddy processes run on the real clock, and so must the codes.
-	clockOffset.Store(0)
-	rs := redistest.Start(t)
-	storeLine := "store redis unix://" + rs.Socket
-	one := startInstance(t, storeLine, "")
-	two := startInstance(t, storeLine, "")
+	_, one, two := twoInstancesOnRedis(t, "")
 
 	a := one.browser("alice")
 	pageA, keyA := enrollPage(t, a)

@@ -43,6 +43,21 @@ type instance struct {
 	log string
 }
 
+// twoInstancesOnRedis starts a redis-server (with redisArgs) and two built
+// Caddy processes whose two_factor sites share it, each with gate's extra
+// lines. It skips under -short, and puts the test clock back on the real
+// one: the Caddy processes run on it, and so must the codes.
+func twoInstancesOnRedis(t *testing.T, gate string, redisArgs ...string) (*redistest.Server, *instance, *instance) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs Caddy binaries")
+	}
+	clockOffset.Store(0)
+	rs := redistest.Start(t, redisArgs...)
+	storeLine := "store redis unix://" + rs.Socket
+	return rs, startInstance(t, storeLine, gate), startInstance(t, storeLine, gate)
+}
+
 // startInstance runs the built Caddy with a two_factor site on a free port,
 // using the given store lines, and waits until it serves.
 func startInstance(t *testing.T, storeLines, gate string) *instance {
@@ -122,15 +137,7 @@ func (b *browser) on(in *instance) *browser {
 // answer 503 (never pass) and both recover by themselves, and data comes
 // back from Redis's AOF after a Redis restart.
 func TestTwoInstancesOneRedis(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs Caddy binaries")
-	}
-	// These Caddy processes run on the real clock, and so must the codes.
-	clockOffset.Store(0)
-	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	storeLine := "store redis unix://" + rs.Socket
-	a := startInstance(t, storeLine, "max_attempts 4 5m 15m")
-	bInst := startInstance(t, storeLine, "max_attempts 4 5m 15m")
+	rs, a, bInst := twoInstancesOnRedis(t, "max_attempts 4 5m 15m", "--appendonly", "yes", "--appendfsync", "always")
 
 	// Enroll on A, pass on B.
 	alice := a.browser("alice")
@@ -256,14 +263,7 @@ func TestDockerCaddyfile(t *testing.T) {
 // valid TOTP code, and then of one recovery code, through two Caddy
 // instances sharing Redis: exactly one of each succeeds.
 func TestConcurrentCodesTwoInstances(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs Caddy binaries")
-	}
-	clockOffset.Store(0)
-	rs := redistest.Start(t)
-	storeLine := "store redis unix://" + rs.Socket
-	a := startInstance(t, storeLine, "max_attempts 100 5m 15m")
-	b := startInstance(t, storeLine, "max_attempts 100 5m 15m")
+	_, a, b := twoInstancesOnRedis(t, "max_attempts 100 5m 15m")
 	first := a.browser("alice")
 	first.s = &a.site
 	key, codes := first.enroll()
@@ -346,14 +346,7 @@ func revokedWithin(t *testing.T, what string, b *browser) {
 // admin revoke and admin reset (issue 7; logout is in
 // TestTwoInstancesOneRedis).
 func TestRevocationReachesOtherInstance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs Caddy binaries")
-	}
-	clockOffset.Store(0)
-	rs := redistest.Start(t)
-	storeLine := "store redis unix://" + rs.Socket
-	a := startInstance(t, storeLine, "")
-	bInst := startInstance(t, storeLine, "")
+	rs, a, bInst := twoInstancesOnRedis(t, "")
 	client := redis.NewClient(&redis.Options{Network: "unix", Addr: rs.Socket})
 	t.Cleanup(func() { client.Close() })
 	// The store as the instances see it (same key prefix as the default).
