@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,41 +24,66 @@ import (
 )
 
 // AppLogin is identity source B: the application does its own password
-// login and cannot be changed. The gate watches POSTs to Path, reads the
-// user name from the body (handed on to the application byte for byte),
-// and when the application's response sets a cookie matching
-// SessionCookie, binds that cookie value (by a keyed hash, never the value
-// itself) to the user. From then on a request carrying the cookie passes
-// only with a verified 2FA session of the same user; a stolen application
-// cookie alone gets nowhere.
+// login and cannot be changed. The gate watches login POSTs to Paths,
+// reads the user name from the body (handed on to the application byte
+// for byte), and when the application's answer is a successful login
+// (Success), binds every session cookie the login gave the browser (by a
+// keyed hash of its name and value, never the value itself) to the user.
+//
+// The rule: the application receives a session cookie only if (a) the
+// gate bound that cookie, name and value, to user U at a login it saw
+// succeed, and this browser holds a verified second factor for U; or (b)
+// the gate saw the application issue it to this browser as an anonymous
+// (pre-login) session, and no successful login has been seen with it
+// since. Every other cookie the application could read as a session
+// cookie, under its platform's parsing (PHP's name mangling, duplicates,
+// case), is withheld, on every path, the login path included. A request
+// the gate cannot read unambiguously is refused with 400.
 type AppLogin struct {
-	// Path of the login form's POST target: a path or a path glob
-	// (path.Match syntax), e.g. /login or /wp-login.php. Requests to it
-	// always reach the application (so users can log in again).
+	// Paths are where the application's login form POSTs: paths or path
+	// globs (path.Match syntax), e.g. /login, /wp-login.php, /index.php.
+	// POSTs there that carry the user field are login attempts; every
+	// other request there is an ordinary one (the rule applies: a front
+	// controller serving the whole application from one script is
+	// protected like any other path).
+	Paths []string `json:"paths,omitempty"`
+	// Path is one login path: the earlier form of Paths, still accepted.
 	Path string `json:"path,omitempty"`
 	// UsernameField is the form field or JSON key (a dotted path for
 	// nested JSON objects, e.g. user.email) that carries the user name.
 	UsernameField string `json:"username_field,omitempty"`
-	// SessionCookie is the name of the cookie the application sets on a
-	// successful login, or a glob for applications with hashed names:
-	// JSESSIONID, PHPSESSID, SESS*, wordpress_logged_in_*.
+	// SessionCookies are the names of the cookies that make a browser
+	// logged in to the application, or globs for applications with hashed
+	// names: JSESSIONID, PHPSESSID, SESS*, wordpress_logged_in_*. List
+	// every cookie the application authenticates by, remember-me cookies
+	// included: a cookie not listed reaches the application untouched.
+	SessionCookies []string `json:"session_cookies,omitempty"`
+	// SessionCookie is one session cookie name or glob: the earlier form
+	// of SessionCookies, still accepted.
 	SessionCookie string `json:"session_cookie,omitempty"`
+	// Success is the signal of a successful login. Default: a redirect
+	// (3xx) that sets a new session cookie value, or keeps the pre-login
+	// session and leads away from the login URL; a 200 never binds.
+	Success *LoginSuccess `json:"success,omitempty"`
 	// LogoutPath, if set, is the application's logout path (or glob):
-	// a request to it ends the binding and the 2FA session, whatever the
-	// application does. An application clearing its cookie ends the
-	// binding too.
+	// a verified request to it ends the binding and the 2FA session,
+	// whatever the application does. An application clearing its cookie
+	// ends the binding too.
 	LogoutPath string `json:"logout_path,omitempty"`
 	// UnknownSession says what happens to a request with an application
-	// cookie the gate never saw created (for example from before the
-	// gate was installed): "relogin" (default) expires the cookie and
-	// sends the browser to log in again; "deny" refuses with 403.
+	// session cookie the gate neither bound nor saw issued anonymously
+	// (for example from before the gate was installed): "relogin"
+	// (default) withholds it, expires it in the response and sends
+	// browsers to the login page; "deny" refuses with 403.
 	UnknownSession string `json:"unknown_session,omitempty"`
+
+	paths, names []string // Paths and SessionCookies with the earlier forms, set by provision
 }
 
 const (
 	// maxLoginBody is how much of a login request body the gate reads to
-	// learn the user name. A larger body reaches the application
-	// untouched and the gate learns no user.
+	// learn the user name. A POST to a login path with a larger body is
+	// refused: the gate could not know who logs in.
 	maxLoginBody = 64 << 10
 	// pendingBindingTTL is how long an application session may wait for
 	// its second factor before the user must log in again.
@@ -74,14 +97,57 @@ const (
 	bindingPrefix = "app:"
 )
 
+// provision merges the earlier single-value options into the lists.
+func (a *AppLogin) provision() {
+	a.paths = a.loginPaths()
+	a.names = a.cookieNames()
+}
+
+// loginPaths are the watched login paths.
+func (a *AppLogin) loginPaths() []string {
+	if a.paths != nil {
+		return a.paths
+	}
+	if a.Path == "" {
+		return a.Paths
+	}
+	return append(slices.Clip(a.Paths), a.Path)
+}
+
+// cookieNames are the session cookie names and globs.
+func (a *AppLogin) cookieNames() []string {
+	if a.names != nil {
+		return a.names
+	}
+	if a.SessionCookie == "" {
+		return a.SessionCookies
+	}
+	return append(slices.Clip(a.SessionCookies), a.SessionCookie)
+}
+
+// watches reports whether p is a login path.
+func (a *AppLogin) watches(p string) bool {
+	for _, g := range a.loginPaths() {
+		if matchPath(g, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func (a *AppLogin) validate() error {
-	if a.Path == "" || a.UsernameField == "" || a.SessionCookie == "" {
+	if len(a.loginPaths()) == 0 || a.UsernameField == "" || len(a.cookieNames()) == 0 {
 		return fmt.Errorf("app_login: path, username_field and session_cookie are required")
 	}
-	for _, g := range []struct{ name, glob string }{{"path", a.Path}, {"logout_path", a.LogoutPath}} {
-		if g.glob == "" {
-			continue
-		}
+	type glob struct{ name, glob string }
+	var globs []glob
+	for _, p := range a.loginPaths() {
+		globs = append(globs, glob{"path", p})
+	}
+	if a.LogoutPath != "" {
+		globs = append(globs, glob{"logout_path", a.LogoutPath})
+	}
+	for _, g := range globs {
 		if !strings.HasPrefix(g.glob, "/") {
 			return fmt.Errorf("app_login: %s must start with /, got %q", g.name, g.glob)
 		}
@@ -89,8 +155,16 @@ func (a *AppLogin) validate() error {
 			return fmt.Errorf("app_login: %s %q is not a valid glob: %v", g.name, g.glob, err)
 		}
 	}
-	if _, err := path.Match(a.SessionCookie, "x"); err != nil || strings.ContainsAny(a.SessionCookie, " ;=,\t") {
-		return fmt.Errorf("app_login: session_cookie %q is not a valid cookie name or glob", a.SessionCookie)
+	for _, n := range a.cookieNames() {
+		if _, err := path.Match(n, "x"); err != nil || n == "" || strings.ContainsAny(n, " ;=,\t\x00") {
+			return fmt.Errorf("app_login: session_cookie %q is not a valid cookie name or glob", n)
+		}
+		if isGateCookieName(n) {
+			return fmt.Errorf("app_login: session_cookie %q is a name of the gate's own cookies", n)
+		}
+	}
+	if err := a.Success.validate(); err != nil {
+		return err
 	}
 	switch a.UnknownSession {
 	case "", "relogin", "deny":
@@ -112,64 +186,35 @@ func matchPath(pattern, p string) bool {
 	return ok
 }
 
-// appCookies returns the non-empty values of the request's cookies whose
-// names match session_cookie, in header order.
-func (h *Handler) appCookies(r *http.Request) (names, values []string) {
-	for _, c := range r.Cookies() {
-		if c.Value != "" && !h.isGateCookie(c.Name) && matchPath(h.AppLogin.SessionCookie, c.Name) {
-			names = append(names, c.Name)
-			values = append(values, c.Value)
-		}
-	}
-	return names, values
-}
-
-// bindingID is the store ID of the binding of an application cookie value:
-// a keyed hash, so the store never holds a usable application session.
-func (h *Handler) bindingID(cookieValue string) string {
-	return bindingIDWith(h.keys, cookieValue)
+// bindingID is the store ID of the binding of an application cookie: a
+// keyed hash of its name and value, so the store never holds a usable
+// application session, and a value bound under one name is nothing under
+// another.
+func (h *Handler) bindingID(name, value string) string {
+	return bindingIDWith(h.keys, name, value)
 }
 
 // bindingIDWith is bindingID under the keys k (a previous secret's, when
 // looking for a binding made before the secret was rotated).
-func bindingIDWith(k *keyring.Keys, cookieValue string) string {
+func bindingIDWith(k *keyring.Keys, name, value string) string {
 	m := hmac.New(sha256.New, k.DeviceID)
-	m.Write([]byte("app-session\x00"))
-	m.Write([]byte(cookieValue))
+	m.Write([]byte("app-session-cookie\x00"))
+	m.Write(binary.AppendUvarint(nil, uint64(len(name))))
+	m.Write([]byte(name))
+	m.Write([]byte(value))
 	return bindingPrefix + hex.EncodeToString(m.Sum(nil))
 }
 
-// binding finds the binding of the first application cookie the gate
-// knows. found is false when the request carries application cookies
-// none of which the gate has seen created.
-func (h *Handler) binding(r *http.Request, t time.Time) (id string, b sessions.Session, hasCookie, found bool, err error) {
-	_, values := h.appCookies(r)
-	for _, v := range values {
-		id := h.bindingID(v)
-		b, err := h.store.Session(r.Context(), h.Realm, id)
-		if errors.Is(err, sessions.ErrNotFound) {
-			if b, err = h.moveBinding(r, v, id); errors.Is(err, sessions.ErrNotFound) {
-				continue
-			}
-		}
-		if err != nil {
-			return "", b, true, false, err
-		}
-		if !t.Before(b.Expires) {
-			continue
-		}
-		return id, b, true, true, nil
+// lookupBinding returns the binding stored under id (the binding ID of
+// name and value), moving one made under a previous secret's keys to id
+// first. sessions.ErrNotFound if there is none.
+func (h *Handler) lookupBinding(r *http.Request, name, value, id string) (sessions.Session, error) {
+	b, err := h.store.Session(r.Context(), h.Realm, id)
+	if !errors.Is(err, sessions.ErrNotFound) {
+		return b, err
 	}
-	return "", sessions.Session{}, len(values) > 0, false, nil
-}
-
-// moveBinding looks for the binding of cookieValue under the previous
-// secrets' keys and, when it finds one, moves it to id (its ID under the
-// current key): put new, then delete old. sessions.ErrNotFound if there
-// is none.
-func (h *Handler) moveBinding(r *http.Request, cookieValue, id string) (sessions.Session, error) {
 	for _, k := range h.ring.Previous {
-		oldID := bindingIDWith(k, cookieValue)
+		oldID := bindingIDWith(k, name, value)
 		b, err := h.store.Session(r.Context(), h.Realm, oldID)
 		if errors.Is(err, sessions.ErrNotFound) {
 			continue
@@ -185,88 +230,290 @@ func (h *Handler) moveBinding(r *http.Request, cookieValue, id string) (sessions
 	return sessions.Session{}, sessions.ErrNotFound
 }
 
+// What the gate knows of a session cookie a request carries.
+const (
+	// cookieUnknown: neither bound nor anonymous (or not under its exact
+	// name): withheld, and unknown_session applies.
+	cookieUnknown = iota
+	// cookieBound: bound to a user at a login the gate saw succeed.
+	cookieBound
+	// cookieAnon: issued to this browser as an anonymous session (b).
+	cookieAnon
+	// cookieRetired: was anonymous, and a login with it has been seen (or
+	// is in flight): withheld, quietly.
+	cookieRetired
+)
+
+// appCookie is a cookie of the request that the application could read
+// as one of its session cookies.
+type appCookie struct {
+	part        int // index in appRequest.parts
+	name, value string
+	state       int
+	id          string           // binding ID (cookies under their exact name)
+	binding     sessions.Session // when bound
+	key         [16]byte         // companion key (cookies under their exact name)
+	release     func()           // undoes the in-flight count (anonymous ones)
+}
+
+// appRequest is what the gate made of a request's cookies.
+type appRequest struct {
+	parts []cookiePart
+	cands []*appCookie
+	anon  []anonEntry // the companion cookie's live entries
+	user  string      // the user the bound cookies are bound to; "" if none
+}
+
+// count is how many candidates are in state.
+func (ar *appRequest) count(state int) int {
+	n := 0
+	for _, c := range ar.cands {
+		if c.state == state {
+			n++
+		}
+	}
+	return n
+}
+
+// release undoes every in-flight count the request holds.
+func (ar *appRequest) release() {
+	for _, c := range ar.cands {
+		if c.release != nil {
+			c.release()
+		}
+	}
+}
+
+// setHeader rebuilds the request's Cookie header (one line) with every
+// part but the session cookies keep refuses. Gate cookies stay (the
+// gate may still read them); pass strips them.
+func (ar *appRequest) setHeader(r *http.Request, keep func(*appCookie) bool) {
+	at := make(map[int]*appCookie, len(ar.cands))
+	for _, c := range ar.cands {
+		at[c.part] = c
+	}
+	v := buildCookieHeader(ar.parts, func(i int) bool {
+		c := at[i]
+		return c == nil || keep(c)
+	})
+	delete(r.Header, "Cookie")
+	if v != "" {
+		r.Header["Cookie"] = []string{v}
+	}
+}
+
+// readAppRequest parses the request's cookies and finds out what the gate
+// knows of each one the application could read as a session cookie. A
+// non-empty reason means the request cannot be read unambiguously (400).
+// With track, anonymous cookies are counted in flight (ar.release undoes
+// it).
+func (h *Handler) readAppRequest(r *http.Request, t time.Time, track bool) (ar *appRequest, reason string, err error) {
+	parts, err := parseCookieHeader(r.Header["Cookie"])
+	if err != nil {
+		return nil, fmt.Sprintf("more than %d cookies", maxCookieParts), nil
+	}
+	ar = &appRequest{parts: parts}
+	names := h.AppLogin.cookieNames()
+	for i, p := range parts {
+		if h.isGateCookie(p.name) || !couldBeSessionCookie(names, p.name) {
+			continue
+		}
+		for _, o := range ar.cands {
+			if sameFiledName(o.name, p.name) {
+				return nil, "two cookies the application could read as the same session cookie", nil
+			}
+		}
+		ar.cands = append(ar.cands, &appCookie{part: i, name: p.name, value: p.value})
+	}
+	if len(ar.cands) == 0 {
+		return ar, "", nil
+	}
+	ar.anon = h.readAnon(r, t)
+	defer func() {
+		if err != nil || reason != "" {
+			ar.release()
+		}
+	}()
+	for _, c := range ar.cands {
+		p := parts[c.part]
+		// Only a cookie under its exact configured name can pass: a
+		// mangled or case-variant spelling is always withheld.
+		if !p.hasEq || p.value == "" || !matchCookieName(names, p.name) {
+			continue
+		}
+		c.id = h.bindingID(c.name, c.value)
+		b, err := h.lookupBinding(r, c.name, c.value, c.id)
+		if err != nil && !errors.Is(err, sessions.ErrNotFound) {
+			return nil, "", err
+		}
+		if err == nil && t.Before(b.Expires) {
+			if ar.user != "" && canonicalUser(ar.user) != canonicalUser(b.User) {
+				return nil, "session cookies bound to different users", nil
+			}
+			c.state, c.binding, ar.user = cookieBound, b, b.User
+			continue
+		}
+		c.key = anonKey(h.keys, c.name, c.value)
+		if !hasAnon(ar.anon, c.key) {
+			continue
+		}
+		// Counted before the marker is looked for (see inFlight).
+		if track {
+			c.release = acquireInFlight(h.Realm, markerID(c.key))
+		}
+		_, err = h.store.Session(r.Context(), h.Realm, markerID(c.key))
+		switch {
+		case errors.Is(err, sessions.ErrNotFound):
+			c.state = cookieAnon
+		case err != nil:
+			return nil, "", err
+		default:
+			c.state = cookieRetired
+			if c.release != nil {
+				c.release()
+				c.release = nil
+			}
+		}
+	}
+	return ar, "", nil
+}
+
+// refuseAmbiguous answers a request the gate cannot read the way the
+// application would (400), without forwarding it. reason goes to the log;
+// it never holds cookie values or bodies.
+func (h *Handler) refuseAmbiguous(w http.ResponseWriter, r *http.Request, reason string) error {
+	h.logger.Warn("app_login: request refused: the gate cannot read it the way the application would",
+		zap.String("realm", h.Realm), zap.String("client_ip", clientIP(r)), zap.String("uri", r.URL.Path), zap.String("reason", reason))
+	h.audit(r, "app_login_refused", "", "", "refused", "ambiguous_request", zap.String("detail", reason))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Add("Vary", "Accept")
+	if !wantsHTML(r) {
+		return writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ambiguous_request"})
+	}
+	return h.renderError(w, r, http.StatusBadRequest, "ambiguous_request")
+}
+
 // serveAppLogin is ServeHTTP for identity source B.
 func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, gatePage bool) error {
 	t := now()
-	id, b, hasCookie, found, err := h.binding(r, t)
+	ar, reason, err := h.readAppRequest(r, t, !gatePage)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
+	if reason != "" {
+		return h.refuseAmbiguous(w, r, reason)
+	}
+	defer ar.release()
 	// The binding holds the canonical name from the login form; the
 	// records may be stored under an earlier spelling (identity.go).
 	var user string
-	if found {
+	if ar.user != "" {
 		var ok bool
-		if _, user, ok, err = h.userName(w, r, b.User); !ok {
+		if _, user, ok, err = h.userName(w, r, ar.user); !ok {
 			return err
 		}
-		repl.Set("http.two_factor.user", b.User)
 	}
+	repl.Set("http.two_factor.user", ar.user)
+	repl.Set("http.two_factor.method", "")
 	if gatePage {
-		if !found {
+		if ar.user == "" {
 			return h.renderError(w, r, http.StatusForbidden, "sign_in_first")
 		}
 		return h.serveGate(w, r, user)
 	}
-	if r.Method == http.MethodPost && matchPath(h.AppLogin.Path, r.URL.Path) {
-		return h.watchLogin(w, r, next, repl, t)
+	if r.Method == http.MethodPost && h.AppLogin.watches(r.URL.Path) {
+		name, present, err := readLoginAttempt(r, h.AppLogin.UsernameField)
+		if err == nil && present {
+			name, err = identify(name)
+		}
+		switch {
+		case errors.Is(err, errNameTooLong):
+			// Refused before the application sees it: a session it
+			// started for this name could never be bound, and the user
+			// would go round in circles between the login page and the
+			// gate.
+			h.logger.Warn("login with a user name longer than the gate accepts: refused", zap.String("realm", h.Realm), zap.Int("max_bytes", maxUserName), zap.String("client_ip", clientIP(r)))
+			return h.renderError(w, r, http.StatusBadRequest, "name_too_long")
+		case errors.Is(err, errAmbiguousLogin):
+			return h.refuseAmbiguous(w, r, "login body: "+err.Error())
+		case err != nil:
+			return h.refuseAmbiguous(w, r, "login body not readable: "+err.Error())
+		case present && name != "":
+			return h.watchLogin(w, r, next, repl, ar, name, t)
+		}
+		// No user field: an ordinary request.
 	}
-	if matchPath(h.AppLogin.LogoutPath, r.URL.Path) {
-		if err := h.endBinding(w, r, id, b, found); err != nil {
+	logout := matchPath(h.AppLogin.LogoutPath, r.URL.Path)
+	keep := func(c *appCookie) bool { return c.state == cookieBound || c.state == cookieAnon }
+	if ar.user != "" {
+		s, ok, err := h.verifiedSession(w, r, user, t)
+		if err != nil {
 			return h.unavailable(w, r, err)
 		}
-		h.stripGateCookies(r)
-		return next.ServeHTTP(w, r)
+		method := s.Method
+		if !ok && h.trust > 0 {
+			if ok, err = h.trustedDevice(w, r, user, t); err != nil {
+				return h.unavailable(w, r, err)
+			}
+			method = MethodTrustedDevice
+		}
+		if !ok && ar.count(cookieUnknown) > 0 && h.AppLogin.UnknownSession == "deny" {
+			return h.unknownAppSession(w, r, ar)
+		}
+		ar.setHeader(r, keep)
+		fw := h.watchAppResponse(w, r, ar, t, true)
+		if !ok {
+			// Policy decides (exempt, disabled, grace pass with the
+			// bound cookies; everyone else goes to the gate, and the
+			// cookies go nowhere).
+			err = h.enforce(fw, r, next, repl, user, t)
+		} else {
+			if err := h.verifyBindings(r, ar, method, t); err != nil {
+				return h.unavailable(w, r, err)
+			}
+			if logout {
+				if err := h.endBindings(w, r, ar); err != nil {
+					return h.unavailable(w, r, err)
+				}
+			}
+			h.expireUnknown(w, r, ar)
+			err = h.pass(fw, r, next, repl, method)
+		}
+		if fw.err != nil {
+			h.logger.Error("following the application's session cookies", zap.String("realm", h.Realm), zap.Error(fw.err))
+		}
+		return err
 	}
-	if !hasCookie || matchPath(h.AppLogin.Path, r.URL.Path) {
-		// Not signed in to the application (or on its login page, which
-		// must stay reachable): the application's business.
-		h.stripGateCookies(r)
-		repl.Set("http.two_factor.user", "")
-		repl.Set("http.two_factor.method", "")
-		return next.ServeHTTP(w, r)
+	if ar.count(cookieUnknown) > 0 {
+		if h.AppLogin.UnknownSession == "deny" || !(h.AppLogin.watches(r.URL.Path) || logout) {
+			return h.unknownAppSession(w, r, ar)
+		}
+		// The login page stays reachable: served without them.
+		h.expireUnknown(w, r, ar)
 	}
-	if !found {
-		return h.unknownAppSession(w, r)
-	}
-	s, ok, err := h.verifiedSession(w, r, user, t)
-	if err != nil {
-		return h.unavailable(w, r, err)
-	}
-	method := s.Method
-	if !ok && h.trust > 0 {
-		if ok, err = h.trustedDevice(w, r, user, t); err != nil {
+	if logout {
+		if err := h.endBindings(w, r, ar); err != nil {
 			return h.unavailable(w, r, err)
 		}
-		method = MethodTrustedDevice
 	}
-	if !ok {
-		return h.enforce(w, r, next, repl, user, t)
-	}
-	if b.Method == MethodPending {
-		if err := h.verifyBinding(r, id, b, method, t); err != nil {
-			return h.unavailable(w, r, err)
-		}
-	}
-	fw := &appCookieWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, r: r, id: id, binding: b}
-	err = h.pass(fw, r, next, repl, method)
+	ar.setHeader(r, keep)
+	fw := h.watchAppResponse(w, r, ar, t, false)
+	err = h.pass(fw, r, next, repl, "")
 	if fw.err != nil {
-		h.logger.Error("following the application's session cookie", zap.String("realm", h.Realm), zap.Error(fw.err))
+		h.logger.Error("recording the application's anonymous sessions", zap.String("realm", h.Realm), zap.Error(fw.err))
 	}
 	return err
 }
 
-// unknownAppSession answers a request with an application cookie the gate
-// never saw created.
-func (h *Handler) unknownAppSession(w http.ResponseWriter, r *http.Request) error {
+// unknownAppSession answers a request with application session cookies
+// the gate neither bound nor saw issued anonymously, on a page other than
+// the login page (or with unknown_session deny anywhere).
+func (h *Handler) unknownAppSession(w http.ResponseWriter, r *http.Request, ar *appRequest) error {
 	h.audit(r, "unknown_app_session", "", "", "refused", h.AppLogin.UnknownSession)
 	if h.AppLogin.UnknownSession == "deny" {
 		return h.renderError(w, r, http.StatusForbidden, "unknown_session")
 	}
-	names, _ := h.appCookies(r)
-	for _, n := range names {
-		http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil})
-	}
+	h.expireUnknown(w, r, ar)
 	w.Header().Set("Cache-Control", "no-store")
 	if !wantsHTML(r) {
 		return writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "app_session_unknown", "login": h.loginURL()})
@@ -275,24 +522,44 @@ func (h *Handler) unknownAppSession(w http.ResponseWriter, r *http.Request) erro
 	return nil
 }
 
-// loginURL is where a browser goes to log in again: the login path if it
-// is a plain path, else the site's root.
+// expireUnknown tells the browser to forget the unknown session cookies
+// (under the names it sent them, where those are valid cookie names).
+func (h *Handler) expireUnknown(w http.ResponseWriter, r *http.Request, ar *appRequest) {
+	for _, c := range ar.cands {
+		if c.state == cookieUnknown {
+			http.SetCookie(w, &http.Cookie{Name: c.name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil})
+		}
+	}
+}
+
+// loginURL is where a browser goes to log in again: the first login path
+// that is a plain path, else the site's root.
 func (h *Handler) loginURL() string {
-	if !strings.ContainsAny(h.AppLogin.Path, "*?[\\") {
-		return h.AppLogin.Path
+	for _, p := range h.AppLogin.loginPaths() {
+		if !strings.ContainsAny(p, "*?[\\") {
+			return p
+		}
 	}
 	return "/"
 }
 
-// endBinding ends the binding and the browser's 2FA session (application
-// logout).
-func (h *Handler) endBinding(w http.ResponseWriter, r *http.Request, id string, b sessions.Session, found bool) error {
-	if found {
-		if err := h.store.DeleteSession(r.Context(), h.Realm, id); err != nil {
+// endBindings ends the request's bindings and the browser's 2FA session
+// (application logout).
+func (h *Handler) endBindings(w http.ResponseWriter, r *http.Request, ar *appRequest) error {
+	for _, c := range ar.cands {
+		if c.state != cookieBound {
+			continue
+		}
+		if err := h.store.DeleteSession(r.Context(), h.Realm, c.id); err != nil {
 			return err
 		}
-		h.audit(r, "app_logout", b.User, "", "success", "")
+		h.audit(r, "app_logout", c.binding.User, "", "success", "")
 	}
+	return h.endGateSession(w, r)
+}
+
+// endGateSession ends the browser's 2FA session, if it has one.
+func (h *Handler) endGateSession(w http.ResponseWriter, r *http.Request) error {
 	if sid := h.readCookie(r, sessionCookie); sid != nil {
 		if err := h.store.DeleteSession(r.Context(), h.Realm, string(sid)); err != nil {
 			return err
@@ -302,12 +569,29 @@ func (h *Handler) endBinding(w http.ResponseWriter, r *http.Request, id string, 
 	return nil
 }
 
+// verifyBindings marks the request's pending bindings verified by method.
+func (h *Handler) verifyBindings(r *http.Request, ar *appRequest, method string, t time.Time) error {
+	for _, c := range ar.cands {
+		if c.state == cookieBound && c.binding.Method == MethodPending {
+			if err := h.verifyBinding(r, c, method, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // verifyBinding marks a pending binding as verified by method.
-func (h *Handler) verifyBinding(r *http.Request, id string, b sessions.Session, method string, t time.Time) error {
+func (h *Handler) verifyBinding(r *http.Request, c *appCookie, method string, t time.Time) error {
+	b := c.binding
 	b.Method = method
 	b.LastSeen = t
 	b.Expires = t.Add(h.bindingTTL())
-	return h.store.PutSession(r.Context(), h.Realm, id, b)
+	if err := h.store.PutSession(r.Context(), h.Realm, c.id, b); err != nil {
+		return err
+	}
+	c.binding = b
+	return nil
 }
 
 // bindingTTL is how long a verified binding is kept: longer than the 2FA
@@ -317,64 +601,88 @@ func (h *Handler) bindingTTL() time.Duration {
 	return max(2*time.Duration(h.SessionTTL), 24*time.Hour)
 }
 
-// verifyAppBinding marks the binding of this request's application cookie
-// verified, after a successful challenge on the gate's pages.
+// verifyAppBinding marks the bindings of this request's application
+// cookies verified, after a successful challenge on the gate's pages.
 func (h *Handler) verifyAppBinding(r *http.Request, user, method string, t time.Time) error {
 	if h.AppLogin == nil {
 		return nil
 	}
-	id, b, _, found, err := h.binding(r, t)
-	if err != nil || !found || canonicalUser(b.User) != canonicalUser(user) {
+	ar, reason, err := h.readAppRequest(r, t, false)
+	if err != nil || reason != "" || ar.user == "" || canonicalUser(ar.user) != canonicalUser(user) {
 		return err
 	}
-	return h.verifyBinding(r, id, b, method, t)
+	return h.verifyBindings(r, ar, method, t)
 }
 
-// watchLogin hands a login POST to the application and, if the
-// application's response starts a session, binds it to the user named in
-// the body and sends the browser to the second factor.
-func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, t time.Time) error {
-	// The application never sees the gate's cookies; the gate reads them
-	// again after the application answered.
-	gateCookies := r.Header.Values("Cookie")
+// watchLogin hands a login attempt to the application with only the
+// anonymous session cookies (rule b) and, if the application's answer is
+// a successful login, binds the session cookies it gave the browser to
+// the user named in the body and sends the browser to the second factor.
+func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, ar *appRequest, user string, t time.Time) error {
+	// Before the attempt is forwarded, each anonymous cookie it carries
+	// stops being anonymous (a marker in the store), and the requests
+	// already on their way with it are let finish: once the application
+	// has logged the session in, nothing else may reach it as anonymous.
+	ctx := r.Context()
+	sent := map[string]string{}
+	var markers []string
+	var sentKeys [][16]byte
+	for _, c := range ar.cands {
+		if c.state != cookieAnon {
+			continue
+		}
+		id := markerID(c.key)
+		if err := h.store.PutSession(ctx, h.Realm, id, loginMarker(r, t)); err != nil {
+			return h.unavailable(w, r, err)
+		}
+		markers = append(markers, id)
+		if c.release != nil {
+			c.release()
+			c.release = nil
+		}
+		if !waitInFlight(h.Realm, id) {
+			h.logger.Warn("login attempt: requests with its pre-login session still in flight: the session is withheld from the attempt", zap.String("realm", h.Realm), zap.String("client_ip", clientIP(r)))
+			continue
+		}
+		sent[c.name] = c.value
+		sentKeys = append(sentKeys, c.key)
+	}
+	// The application never sees the gate's cookies, nor a session
+	// cookie that is not anonymous (a bound one is never handed to a
+	// login, whoever it belongs to); the gate reads its own again after
+	// the application answered.
+	gateCookies := slices.Clone(r.Header["Cookie"])
+	ar.setHeader(r, func(c *appCookie) bool { return c.state == cookieAnon && sent[c.name] == c.value })
 	h.stripGateCookies(r)
-	user, err := h.readLoginUser(r)
-	if errors.Is(err, errNameTooLong) {
-		// Refused before the application sees it: a session it started
-		// for this name could never be bound, and the user would go round
-		// in circles between the login page and the gate.
-		h.logger.Warn("login with a user name longer than the gate accepts: refused", zap.String("realm", h.Realm), zap.Int("max_bytes", maxUserName), zap.String("client_ip", clientIP(r)))
-		return h.renderError(w, r, http.StatusBadRequest, "name_too_long")
-	}
-	if err != nil {
-		h.logger.Warn("login body not read: the gate cannot learn who logs in, so the application session it starts will not be accepted", zap.String("realm", h.Realm), zap.String("client_ip", clientIP(r)), zap.String("reason", err.Error()))
-	}
 	repl.Set("http.two_factor.user", "")
 	repl.Set("http.two_factor.method", "")
+
 	var buf bytes.Buffer
-	var cookieValue string
+	var outcome loginOutcome
 	rec := caddyhttp.NewResponseRecorder(w, &buf, func(status int, header http.Header) bool {
-		if user == "" || status >= 400 {
-			return false
+		outcome = h.judgeLogin(r, sent, status, header)
+		if outcome.success && len(outcome.bind) > 0 {
+			return true
 		}
-		cookieValue = h.newAppCookie(header)
-		return cookieValue != ""
+		h.loginNotSeen(w, r, ar, outcome, markers, sent, status, header, t)
+		return false
 	})
 	if err := next.ServeHTTP(rec, r); err != nil {
+		// The markers stay: whatever the application did, the pre-login
+		// sessions do not count as anonymous any more.
 		return err
 	}
 	if !rec.Buffered() {
 		return nil
 	}
-	// The application accepted the password and started a session. The
-	// binding names the canonical identity; the records may be stored
-	// under an earlier spelling (identity.go).
+	// The application accepted the password and gave the browser a
+	// session. The bindings name the canonical identity; the records may
+	// be stored under an earlier spelling (identity.go).
 	r.Header["Cookie"] = gateCookies
 	_, stored, ok, err := h.userName(w, r, user)
 	if !ok {
 		return err
 	}
-	id := h.bindingID(cookieValue)
 	b := sessions.Session{User: user, Method: MethodPending, Created: t, Expires: t.Add(pendingBindingTTL), LastSeen: t, ClientIP: clientIP(r), UserAgent: truncate(r.UserAgent(), 256)}
 
 	// Already verified on this browser (a trusted device, or a live 2FA
@@ -396,8 +704,17 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 		b.Method = method
 		b.Expires = t.Add(h.bindingTTL())
 	}
-	if err := h.store.PutSession(r.Context(), h.Realm, id, b); err != nil {
-		return h.unavailable(w, r, err)
+	for name, value := range outcome.bind {
+		if err := h.store.PutSession(ctx, h.Realm, h.bindingID(name, value), b); err != nil {
+			return h.unavailable(w, r, err)
+		}
+	}
+	// The pre-login sessions are someone's now: out of the companion
+	// cookie (their markers keep them from counting as anonymous).
+	if len(sentKeys) > 0 {
+		if err := h.writeAnon(w, r, withAnon(ar.anon, sentKeys, nil)); err != nil {
+			return h.unavailable(w, r, err)
+		}
 	}
 	h.audit(r, "app_login", user, b.Method, "success", "")
 	if method != "" {
@@ -415,7 +732,7 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	if loc := rec.Header().Get("Location"); status >= 300 && status < 400 && loc != "" {
 		rd = sameHostTarget(loc, r)
 	}
-	_, err = h.store.Enrollment(r.Context(), h.Realm, stored)
+	_, err = h.store.Enrollment(ctx, h.Realm, stored)
 	page := "/challenge"
 	if errors.Is(err, sessions.ErrNotFound) {
 		page = "/enroll"
@@ -431,6 +748,48 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	hdr.Set("Cache-Control", "no-store")
 	http.Redirect(w, r, h.pageURL(page, rd), http.StatusSeeOther)
 	return nil
+}
+
+// loginNotSeen handles the answer to a login attempt that the success
+// signal did not recognise (or that gave the browser no session cookie to
+// bind), while its headers can still be changed: the pre-login sessions
+// stay anonymous (their markers go), and a session cookie the answer sets
+// is recorded as anonymous where that is safe.
+func (h *Handler) loginNotSeen(w http.ResponseWriter, r *http.Request, ar *appRequest, o loginOutcome, markers []string, sent map[string]string, status int, header http.Header, t time.Time) {
+	if o.success {
+		// Recognised, but nothing to bind: the markers stay (a login was
+		// seen), and nothing becomes anonymous.
+		h.logger.Warn("app_login: a successful login gave the browser no session cookie the gate knows: check session_cookie", zap.String("realm", h.Realm), zap.String("client_ip", clientIP(r)))
+		return
+	}
+	for _, id := range markers {
+		if err := h.store.DeleteSession(r.Context(), h.Realm, id); err != nil {
+			// Fail closed: the pre-login session stays withheld.
+			h.logger.Error("app_login: removing the marker of a failed login", zap.String("realm", h.Realm), zap.Error(err))
+		}
+	}
+	var add []anonEntry
+	spa := status < 300 && !strings.HasPrefix(header.Get("Content-Type"), "text/html")
+	for name, value := range o.fresh {
+		switch {
+		case sent[name] != "":
+			// A new session ID in answer to a login that carried one is
+			// what applications do when a login succeeds (against session
+			// fixation): never anonymous, whatever the signal says.
+			h.logger.Warn("app_login: the application replaced the session at a login the success signal did not recognise: the new session is withheld (set success if logins succeed this way)", zap.String("realm", h.Realm), zap.Int("status", status), zap.String("cookie", name))
+		case spa && status >= 200:
+			// A 2xx that is not a page may be an API login that
+			// succeeded: not anonymous.
+			h.logger.Warn("app_login: the application set a session cookie in a non-HTML 2xx answer to a login the success signal did not recognise: the session is withheld (set success if logins succeed this way)", zap.String("realm", h.Realm), zap.Int("status", status), zap.String("cookie", name))
+		default:
+			add = append(add, anonEntry{key: anonKey(h.keys, name, value), issued: t})
+		}
+	}
+	if len(add) > 0 {
+		if err := h.writeAnon(w, r, withAnon(ar.anon, nil, add)); err != nil {
+			h.logger.Error("app_login: recording an anonymous session", zap.String("realm", h.Realm), zap.Error(err))
+		}
+	}
 }
 
 // sameHostTarget turns the application's Location into a same-host
@@ -452,165 +811,28 @@ func sameHostTarget(loc string, r *http.Request) string {
 	return u.String()
 }
 
-// newAppCookie returns the value of the first Set-Cookie in header that
-// sets a cookie matching session_cookie to a non-empty value.
-func (h *Handler) newAppCookie(header http.Header) string {
-	for _, line := range header.Values("Set-Cookie") {
-		c, err := http.ParseSetCookie(line)
-		if err != nil || !matchPath(h.AppLogin.SessionCookie, c.Name) {
-			continue
-		}
-		if c.Value != "" && c.MaxAge >= 0 && (c.Expires.IsZero() || c.Expires.After(time.Now())) {
-			return c.Value
-		}
-	}
-	return ""
-}
-
-// readLoginUser reads the login body (up to maxLoginBody), puts it back
-// for the application unchanged, and returns the user name in it.
-func (h *Handler) readLoginUser(r *http.Request) (string, error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return "", errors.New("empty body")
-	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, maxLoginBody+1))
-	orig := r.Body
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(data), orig), orig}
-	if err != nil {
-		return "", fmt.Errorf("reading body: %v", err)
-	}
-	if len(data) > maxLoginBody {
-		return "", fmt.Errorf("body larger than %d bytes", maxLoginBody)
-	}
-	// An application may read the name from the query string too (PHP's
-	// $_REQUEST): a name there could differ from the one in the body.
-	base := phpFieldBase(h.AppLogin.UsernameField)
-	for k := range r.URL.Query() {
-		if phpFieldBase(k) == base {
-			return "", fmt.Errorf("the user field is also in the query string")
-		}
-	}
-	user, err := usernameFrom(r.Header.Get("Content-Type"), data, h.AppLogin.UsernameField)
-	if err != nil {
-		return "", err
-	}
-	// The application's own login may treat "Alice" and "alice" as one
-	// account; so does the gate, or a case variant could enroll a second
-	// authenticator for the same account.
-	return identify(user)
-}
-
-// phpFieldBase is the name under which PHP (and frameworks imitating it)
-// files a form field: '.' and ' ' become '_', and "name[...]" is "name".
-// Fields that land on the same base are ambiguous: the gate and the
-// application could read different values.
-func phpFieldBase(name string) string {
-	if i := strings.IndexByte(name, '['); i > 0 {
-		name = name[:i]
-	}
-	return strings.Map(func(r rune) rune {
-		if r == '.' || r == ' ' {
-			return '_'
-		}
-		return r
-	}, name)
-}
-
-// errAmbiguous is returned when a login body names the user more than
-// once: the gate would bind the session to one name while the application
-// logs in another.
-var errAmbiguous = errors.New("the user field appears more than once (or under a look-alike name): the gate cannot know which one the application reads")
-
-// usernameFrom extracts field from an urlencoded, multipart or JSON body.
-func usernameFrom(contentType string, body []byte, field string) (string, error) {
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		mt = "application/x-www-form-urlencoded" // what browsers send by default
-	}
-	var user string
-	switch {
-	case mt == "application/x-www-form-urlencoded":
-		vals, err := url.ParseQuery(string(body))
-		if err != nil {
-			return "", fmt.Errorf("malformed form body")
-		}
-		n, base := 0, phpFieldBase(field)
-		for k, v := range vals {
-			if phpFieldBase(k) == base {
-				n += len(v)
-			}
-		}
-		if n > 1 || (n == 1 && len(vals[field]) != 1) {
-			return "", errAmbiguous
-		}
-		user = vals.Get(field)
-	case mt == "multipart/form-data":
-		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
-		n, base := 0, phpFieldBase(field)
-		for {
-			p, err := mr.NextPart()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return "", fmt.Errorf("malformed multipart body")
-			}
-			if phpFieldBase(p.FormName()) != base {
-				continue
-			}
-			if n++; n > 1 || p.FormName() != field || p.FileName() != "" {
-				return "", errAmbiguous
-			}
-			v, err := io.ReadAll(io.LimitReader(p, 1024))
-			if err != nil {
-				return "", fmt.Errorf("malformed multipart body")
-			}
-			user = string(v)
-		}
-	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		if !json.Valid(body) {
-			return "", fmt.Errorf("malformed JSON body")
-		}
-		dec := json.NewDecoder(bytes.NewReader(body))
-		v, err := jsonPath(dec, strings.Split(field, "."))
-		if err != nil {
-			return "", err
-		}
-		s, ok := v.(string)
-		if !ok {
-			return "", fmt.Errorf("JSON body has no string %q", field)
-		}
-		user = s
-	default:
-		return "", fmt.Errorf("unsupported content type %q", mt)
-	}
-	user = strings.TrimSpace(user)
-	if user == "" {
-		return "", fmt.Errorf("no %q in the body", field)
-	}
-	if strings.ContainsAny(user, "\x00\r\n") {
-		return "", fmt.Errorf("user name with control characters")
-	}
-	if _, err := identify(user); err != nil {
-		return "", err
-	}
-	return user, nil
-}
-
-// appCookieWatcher follows the application's session cookie on the
-// responses to verified requests: a new value (session rotation) inherits
-// the verification; a cleared cookie ends the binding.
+// appCookieWatcher follows the application's session cookies on the
+// responses to forwarded requests. On a request forwarded with bound
+// cookies, a new value (session rotation) inherits the binding, and a
+// cleared cookie ends its binding (and, when all are cleared, the 2FA
+// session). On a GET or HEAD forwarded without bound cookies, the session
+// cookies the application issues are recorded as anonymous (rule b). On
+// any other request, nothing is recorded: a session the application
+// starts there is withheld afterwards.
 type appCookieWatcher struct {
 	*caddyhttp.ResponseWriterWrapper
-	h       *Handler
-	r       *http.Request
-	id      string
-	binding sessions.Session
-	wrote   bool
-	err     error
+	h     *Handler
+	r     *http.Request
+	ar    *appRequest
+	t     time.Time
+	bound bool // forwarded with the bound cookies of ar.user
+	wrote bool
+	err   error
+}
+
+// watchAppResponse wraps w in an appCookieWatcher.
+func (h *Handler) watchAppResponse(w http.ResponseWriter, r *http.Request, ar *appRequest, t time.Time, bound bool) *appCookieWatcher {
+	return &appCookieWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, r: r, ar: ar, t: t, bound: bound}
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -631,84 +853,68 @@ func (fw *appCookieWatcher) Write(p []byte) (int, error) {
 }
 
 func (fw *appCookieWatcher) follow() {
-	lines := fw.Header().Values("Set-Cookie")
-	if len(lines) == 0 {
+	set := responseCookies(fw.Header())
+	if len(set) == 0 {
 		return
 	}
-	h, ctx, t := fw.h, fw.r.Context(), now()
-	for _, line := range lines {
-		c, err := http.ParseSetCookie(line)
-		if err != nil || !matchPath(h.AppLogin.SessionCookie, c.Name) {
-			continue
+	h, r := fw.h, fw.r
+	names := h.AppLogin.cookieNames()
+	if !fw.bound {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return
 		}
-		cleared := c.Value == "" || c.MaxAge < 0 || (!c.Expires.IsZero() && !c.Expires.After(time.Now()))
-		if cleared {
-			fw.err = errors.Join(fw.err, h.store.DeleteSession(ctx, h.Realm, fw.id))
-			h.audit(fw.r, "app_logout", fw.binding.User, "", "success", "cookie_cleared")
-			continue
-		}
-		newID := h.bindingID(c.Value)
-		if newID == fw.id {
-			continue
-		}
-		b := fw.binding
-		b.Created, b.LastSeen, b.Expires = t, t, t.Add(h.bindingTTL())
-		fw.err = errors.Join(fw.err, h.store.PutSession(ctx, h.Realm, newID, b))
-	}
-}
-
-// jsonPath reads the value at path from the JSON object dec is at,
-// refusing an object that has the key on the path more than once (JSON
-// parsers differ on which duplicate wins).
-func jsonPath(dec *json.Decoder, path []string) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("malformed JSON body")
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		// Not an object: skip whatever it is.
-		if d, ok := tok.(json.Delim); ok && (d == '[') {
-			for dec.More() {
-				var skip json.RawMessage
-				if err := dec.Decode(&skip); err != nil {
-					return nil, fmt.Errorf("malformed JSON body")
-				}
+		var add []anonEntry
+		for _, c := range set {
+			if !c.cleared && matchCookieName(names, c.name) {
+				add = append(add, anonEntry{key: anonKey(h.keys, c.name, c.value), issued: fw.t})
 			}
-			dec.Token()
 		}
-		return nil, nil
+		if len(add) > 0 {
+			fw.err = h.writeAnon(fw.ResponseWriterWrapper.ResponseWriter, r, withAnon(fw.ar.anon, nil, add))
+		}
+		return
 	}
-	var found any
-	seen := false
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("malformed JSON body")
+	var src *appCookie
+	boundByName := map[string]*appCookie{}
+	for _, c := range fw.ar.cands {
+		if c.state == cookieBound {
+			boundByName[c.name] = c
+			if src == nil || c.binding.Method != MethodPending {
+				src = c
+			}
 		}
-		key, _ := kt.(string)
-		if key != path[0] {
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return nil, fmt.Errorf("malformed JSON body")
+	}
+	if src == nil {
+		return
+	}
+	ctx := r.Context()
+	cleared, renewed := 0, false
+	for _, c := range set {
+		if !matchCookieName(names, c.name) {
+			continue
+		}
+		old := boundByName[c.name]
+		if c.cleared {
+			if old != nil {
+				fw.err = errors.Join(fw.err, h.store.DeleteSession(ctx, h.Realm, old.id))
+				h.audit(r, "app_logout", old.binding.User, "", "success", "cookie_cleared")
+				cleared++
 			}
 			continue
 		}
-		if seen {
-			return nil, errAmbiguous
-		}
-		seen = true
-		if len(path) == 1 {
-			if err := dec.Decode(&found); err != nil {
-				return nil, fmt.Errorf("malformed JSON body")
-			}
+		if old != nil && old.value == c.value {
 			continue
 		}
-		if found, err = jsonPath(dec, path[1:]); err != nil {
-			return nil, err
+		b := src.binding
+		b.Created, b.LastSeen = fw.t, fw.t
+		if b.Method != MethodPending {
+			b.Expires = fw.t.Add(h.bindingTTL())
 		}
+		fw.err = errors.Join(fw.err, h.store.PutSession(ctx, h.Realm, h.bindingID(c.name, c.value), b))
+		renewed = true
 	}
-	if _, err := dec.Token(); err != nil {
-		return nil, fmt.Errorf("malformed JSON body")
+	if cleared > 0 && cleared == len(boundByName) && !renewed {
+		// The application logged the user out: so does the gate.
+		fw.err = errors.Join(fw.err, h.endGateSession(fw.ResponseWriterWrapper.ResponseWriter, r))
 	}
-	return found, nil
 }

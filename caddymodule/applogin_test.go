@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -221,8 +222,10 @@ func TestAppLoginUnknownSession(t *testing.T) {
 	}
 }
 
-// TestAppLoginBodies: JSON and multipart login bodies; an SPA login (200)
-// passes and the next API call is challenged with 401 JSON.
+// TestAppLoginBodies: JSON and multipart login bodies. An SPA login
+// answers 200, which the default success signal (a redirect) never takes
+// for a login: its session is withheld. With `success status 200` it
+// binds, and the next API call is challenged with 401 JSON.
 func TestAppLoginBodies(t *testing.T) {
 	s := startAppSite(t, "", "")
 	appEnroll(t, s, "alice", "wonderland")
@@ -232,9 +235,19 @@ func TestAppLoginBodies(t *testing.T) {
 	r := api.do("POST", "/login", strings.NewReader(`{"username":"alice","password":"wonderland"}`), http.Header{"Content-Type": {"application/json"}}).expect(t, http.StatusOK)
 	r.contains(t, `"ok":true`)
 	m := decodeJSON(t, api.get("/api/me").expect(t, http.StatusUnauthorized))
+	if m["error"] != "app_session_unknown" {
+		t.Fatalf("JSON = %v (an SPA login under the default signal must not reach the app)", m)
+	}
+
+	spa := startAppSite(t, "", "\t\t\tsuccess status 200")
+	api = spa.browser("")
+	api.accept = "application/json"
+	api.do("POST", "/login", strings.NewReader(`{"username":"alice","password":"wonderland"}`), http.Header{"Content-Type": {"application/json"}}).expect(t, http.StatusOK)
+	m = decodeJSON(t, api.get("/api/me").expect(t, http.StatusUnauthorized))
 	if m["error"] != "two_factor_required" {
 		t.Fatalf("JSON = %v", m)
 	}
+	s = startAppSite(t, "", "")
 
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -247,8 +260,8 @@ func TestAppLoginBodies(t *testing.T) {
 }
 
 // TestAppLoginBodyReachesAppUnchanged: the login body is handed on byte
-// for byte (chunked too); a body over the bound passes untouched and the
-// gate learns no user.
+// for byte (chunked too); a login body over the bound is refused (400),
+// never forwarded: the gate could not know who logs in.
 func TestAppLoginBodyReachesAppUnchanged(t *testing.T) {
 	port := freePort(t)
 	cfg := fmt.Sprintf(`{
@@ -306,8 +319,8 @@ http://localhost:%d {
 			if resp.StatusCode != http.StatusOK || string(got) != tc.body {
 				t.Errorf("%s: app got %q (status %d), want the body unchanged", tc.name, trim(string(got)), resp.StatusCode)
 			}
-		} else if resp.StatusCode != http.StatusOK || string(got) != tc.body {
-			t.Errorf("%s: oversized body not passed untouched (status %d, %d bytes back)", tc.name, resp.StatusCode, len(got))
+		} else if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(got), "ambiguous_request") {
+			t.Errorf("%s: oversized login body not refused (status %d, %d bytes back)", tc.name, resp.StatusCode, len(got))
 		}
 	}
 }
@@ -333,7 +346,7 @@ func TestAppLoginConfigErrors(t *testing.T) {
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("two_factor {\n app_login {\n path /wp-login.php\n username_field log\n session_cookie wordpress_logged_in_*\n logout_path /wp-login.php?action=logout\n unknown_session deny\n }\n}")); err != nil {
 		t.Fatal(err)
 	}
-	if h.AppLogin == nil || h.AppLogin.SessionCookie != "wordpress_logged_in_*" || h.AppLogin.UnknownSession != "deny" || h.AppLogin.UsernameField != "log" {
+	if h.AppLogin == nil || !slices.Equal(h.AppLogin.SessionCookies, []string{"wordpress_logged_in_*"}) || h.AppLogin.UnknownSession != "deny" || h.AppLogin.UsernameField != "log" {
 		t.Fatalf("parsed %+v", h.AppLogin)
 	}
 }

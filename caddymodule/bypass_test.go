@@ -266,8 +266,15 @@ func TestAppLoginPathTricks(t *testing.T) {
 	if len(seen) != 0 {
 		t.Errorf("%d of those requests reached the app", len(seen))
 	}
-	// The login page itself stays reachable, and path-override headers
-	// are removed on the way.
+	// The login path is no exemption either (issue 13: front controllers
+	// serve the whole application from it): with the pending session it
+	// is challenged too, and the cookie never reaches the app.
+	if r := b.get("/login"); r.StatusCode != http.StatusUnauthorized || len(seen) != 0 {
+		t.Fatalf("login page with a pending app session: %d, %d requests reached the app", r.StatusCode, len(seen))
+	}
+	// A browser without an application session reaches the login page,
+	// and path-override headers are removed on the way.
+	b = s.browser("")
 	r := b.do("GET", "/login", nil, http.Header{"X-Original-Url": {"/account"}, "X-Rewrite-Url": {"/account"}})
 	if r.StatusCode != http.StatusOK {
 		t.Fatalf("login page: %d", r.StatusCode)

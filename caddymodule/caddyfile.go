@@ -34,9 +34,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	two_factor [<matcher>] {
 //	    user           <placeholder>        # identity source A, default {http.auth.user.id}
 //	    app_login {                         # identity source B, instead of user
-//	        path           <path or glob>   # the login form's POST target
+//	        path           <path or glob>...  # the login form's POST targets (may repeat)
 //	        username_field <field>          # form field or JSON key with the user name
-//	        session_cookie <name or glob>   # the cookie the app sets on login
+//	        session_cookie <name or glob>...  # the app's session cookies (may repeat)
+//	        success        redirect|status <code>...|location <glob>|cookie <name>  # may repeat; default redirect
 //	        logout_path    <path or glob>   # optional
 //	        unknown_session relogin|deny    # default relogin
 //	    }
@@ -75,7 +76,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    title          <text>               # default "Two-factor authentication"
 //	}
 //
-// Every option may appear once.
+// Every option may appear once, except app_login's path, session_cookie
+// and success (one line per kind).
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if d.NextArg() {
@@ -344,7 +346,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// parseAppLogin reads the app_login block.
+// parseAppLogin reads the app_login block. session_cookie, path and
+// success may repeat (the first two take several values on one line);
+// every other option appears once.
 func parseAppLogin(d *caddyfile.Dispenser) (*AppLogin, error) {
 	if d.NextArg() {
 		return nil, d.Errf("app_login: takes a block, not %q", d.Val())
@@ -353,6 +357,30 @@ func parseAppLogin(d *caddyfile.Dispenser) (*AppLogin, error) {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		switch opt {
+		case "path", "session_cookie":
+			vals := d.RemainingArgs()
+			if len(vals) == 0 {
+				return nil, d.Errf("app_login: %s: expected at least one value", opt)
+			}
+			if d.NextBlock(d.Nesting()) {
+				return nil, d.Errf("app_login: %s: takes no block", opt)
+			}
+			if opt == "path" {
+				al.Paths = append(al.Paths, vals...)
+			} else {
+				al.SessionCookies = append(al.SessionCookies, vals...)
+			}
+			continue
+		case "success":
+			if al.Success == nil {
+				al.Success = &LoginSuccess{}
+			}
+			if err := parseLoginSuccess(d, al.Success, seen); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if seen[opt] {
 			return nil, d.Errf("app_login: %s specified more than once", opt)
 		}
@@ -362,12 +390,8 @@ func parseAppLogin(d *caddyfile.Dispenser) (*AppLogin, error) {
 			return nil, err
 		}
 		switch opt {
-		case "path":
-			al.Path = val
 		case "username_field":
 			al.UsernameField = val
-		case "session_cookie":
-			al.SessionCookie = val
 		case "logout_path":
 			al.LogoutPath = val
 		case "unknown_session":
@@ -380,6 +404,53 @@ func parseAppLogin(d *caddyfile.Dispenser) (*AppLogin, error) {
 		return nil, d.Errf("%v", err)
 	}
 	return al, nil
+}
+
+// parseLoginSuccess reads one `success <kind> [args]` line into s. Each
+// kind may be given once.
+func parseLoginSuccess(d *caddyfile.Dispenser, s *LoginSuccess, seen map[string]bool) error {
+	args := d.RemainingArgs()
+	if d.NextBlock(d.Nesting()) {
+		return d.Errf("app_login: success: takes no block")
+	}
+	if len(args) == 0 {
+		return d.Errf("app_login: success: expected redirect, status <code>..., location <glob> or cookie <name>")
+	}
+	kind := args[0]
+	if seen["success "+kind] {
+		return d.Errf("app_login: success %s specified more than once", kind)
+	}
+	seen["success "+kind] = true
+	switch kind {
+	case "redirect":
+		if len(args) != 1 {
+			return d.Errf("app_login: success redirect: takes no value")
+		}
+		s.Redirect = true
+	case "status":
+		if len(args) < 2 {
+			return d.Errf("app_login: success status: expected at least one status code")
+		}
+		for _, a := range args[1:] {
+			n, err := strconv.Atoi(a)
+			if err != nil || n < 100 || n > 599 {
+				return d.Errf("app_login: success status: %q is not an HTTP status code", a)
+			}
+			s.Status = append(s.Status, n)
+		}
+	case "location", "cookie":
+		if len(args) != 2 {
+			return d.Errf("app_login: success %s: expected exactly one value, got %d", kind, len(args)-1)
+		}
+		if kind == "location" {
+			s.Location = args[1]
+		} else {
+			s.Cookie = args[1]
+		}
+	default:
+		return d.Errf("app_login: success: unknown kind %q (want redirect, status, location or cookie)", kind)
+	}
+	return nil
 }
 
 // parseStore reads `store file [<path>]` or `store redis [<url>...] [{ ... }]`.

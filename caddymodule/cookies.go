@@ -159,7 +159,7 @@ func (h *Handler) codec(base string) *securecookie.SecureCookie {
 	case deviceCookie:
 		return h.deviceCodec
 	default:
-		// csrfCookie, laterCookie and enrollCookie.
+		// csrfCookie, laterCookie, enrollCookie and anonCookie.
 		return h.csrfCodec
 	}
 }
@@ -225,11 +225,14 @@ func (h *Handler) stripGateCookies(r *http.Request) {
 // other gate). The realms of other configs and other instances are not
 // known here, hence the pattern rather than a list. Compared without
 // regard to case, like the application platforms that fold cookie names.
-func (h *Handler) isGateCookie(name string) bool {
+func (h *Handler) isGateCookie(name string) bool { return isGateCookieName(name) }
+
+// isGateCookieName is isGateCookie, for code without a handler.
+func isGateCookieName(name string) bool {
 	if len(name) >= len("__Host-") && strings.EqualFold(name[:len("__Host-")], "__Host-") {
 		name = name[len("__Host-"):]
 	}
-	for _, base := range [...]string{sessionCookie, deviceCookie, csrfCookie, laterCookie, enrollCookie} {
+	for _, base := range [...]string{sessionCookie, deviceCookie, csrfCookie, laterCookie, enrollCookie, anonCookie} {
 		if len(name) >= len(base) && strings.EqualFold(name[:len(base)], base) && (len(name) == len(base) || name[len(base)] == '_') {
 			return true
 		}

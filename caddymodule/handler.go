@@ -355,6 +355,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.AppLogin != nil && h.AppLogin.UnknownSession == "" {
 		h.AppLogin.UnknownSession = "relogin"
 	}
+	if h.AppLogin != nil {
+		h.AppLogin.provision()
+	}
 	if h.User == "" && h.AppLogin == nil {
 		h.User = DefaultUser
 	}
@@ -557,8 +560,10 @@ func (h *Handler) Validate() error {
 		if err := h.AppLogin.validate(); err != nil {
 			return err
 		}
-		if matchPath(h.AppLogin.Path, h.PathPrefix) || strings.HasPrefix(h.AppLogin.Path, h.PathPrefix+"/") {
-			return fmt.Errorf("app_login: path %q overlaps path_prefix %q", h.AppLogin.Path, h.PathPrefix)
+		for _, p := range h.AppLogin.loginPaths() {
+			if matchPath(p, h.PathPrefix) || strings.HasPrefix(p, h.PathPrefix+"/") {
+				return fmt.Errorf("app_login: path %q overlaps path_prefix %q", p, h.PathPrefix)
+			}
 		}
 	}
 	if err := validatePathPrefix(h.PathPrefix); err != nil {

@@ -247,6 +247,9 @@ type Error struct {
 	// "unknown_session" (app_login: an application session the gate
 	// never saw created, with unknown_session deny), "name_too_long" (a
 	// user name over the gate's limit), "name_conflict" (the user is
-	// enrolled under several spellings of the name: the admin must reset).
+	// enrolled under several spellings of the name: the admin must reset),
+	// "ambiguous_request" (app_login: the request could be read two ways,
+	// e.g. duplicate session cookies or a login form naming the user twice;
+	// it was not forwarded).
 	Kind string
 }

@@ -1,0 +1,203 @@
+package caddymodule
+
+import (
+	"errors"
+	"path"
+	"strings"
+)
+
+// maxCookieParts is how many cookies one request may carry before the
+// gate refuses it (400). Browsers keep at most 180 cookies per site
+// (Chrome; Firefox and Safari fewer), so a real browser never comes near
+// it; PHP stops reading at max_input_vars (1000) and Go's net/http returns
+// no cookies at all past 3000 parts, and both disagreements were bypasses
+// (issue 13). Below both, every platform reads every part the gate reads.
+const maxCookieParts = 300
+
+// errTooManyCookies is returned by parseCookieHeader for a request over
+// maxCookieParts.
+var errTooManyCookies = errors.New("more cookies than any browser sends")
+
+// cookiePart is one ';'-separated part of a Cookie header.
+type cookiePart struct {
+	name  string // as sent, surrounding white space removed
+	value string // as sent (quotes and %-escapes kept), white space removed
+	hasEq bool   // the part has a '='
+}
+
+// String is the part as the application receives it.
+func (p cookiePart) String() string {
+	if !p.hasEq {
+		return p.name
+	}
+	return p.name + "=" + p.value
+}
+
+// cookieSpace is the white space the platforms trim around cookie names
+// and values (Go: space and tab; Java, Python and PHP: more).
+const cookieSpace = " \t\r\n\v\f"
+
+// parseCookieHeader splits every Cookie header line into its parts, the
+// way the application platforms do: ';' separates, white space around
+// names and values goes, empty parts are skipped, a part without '=' is a
+// name with an empty value (PHP). Unlike net/http it never drops a part,
+// and it refuses a request with more than maxCookieParts parts.
+func parseCookieHeader(lines []string) ([]cookiePart, error) {
+	var parts []cookiePart
+	for _, line := range lines {
+		for p := range strings.SplitSeq(line, ";") {
+			p = strings.Trim(p, cookieSpace)
+			if p == "" {
+				continue
+			}
+			if len(parts) == maxCookieParts {
+				return nil, errTooManyCookies
+			}
+			name, value, eq := strings.Cut(p, "=")
+			parts = append(parts, cookiePart{name: strings.Trim(name, cookieSpace), value: strings.Trim(value, cookieSpace), hasEq: eq})
+		}
+	}
+	return parts, nil
+}
+
+// filedNames are the names under which an application could file a
+// cookie sent as name: the name itself (Go, Java, Python), and PHP's
+// $_COOKIE key, which PHP computes by %-decoding the name ('+' is a
+// space), cutting it at NUL, dropping leading spaces, mapping ' ' and
+// '.' to '_', filing "a[x]" under "a" (an array), and turning an
+// unmatched '[' into '_' (PHP 8 then also maps ' ', '.' and '[' in the
+// rest of the name; PHP 7 keeps them: both are returned).
+func filedNames(name string) []string {
+	out := []string{name}
+	php := phpURLDecode(name)
+	if i := strings.IndexByte(php, 0); i >= 0 {
+		php = php[:i]
+	}
+	php = strings.TrimLeft(php, " ")
+	var b strings.Builder
+	rest := ""
+	for i := 0; i < len(php); i++ {
+		c := php[i]
+		if c == ' ' || c == '.' {
+			b.WriteByte('_')
+			continue
+		}
+		if c == '[' {
+			if strings.IndexByte(php[i+1:], ']') >= 0 {
+				// An array: filed under the name before '['.
+				rest = "\x00array"
+			} else {
+				b.WriteByte('_')
+				rest = php[i+1:]
+			}
+			break
+		}
+		b.WriteByte(c)
+	}
+	switch base := b.String(); {
+	case rest == "\x00array":
+		out = append(out, base)
+	case rest != "":
+		out = append(out, base+rest, base+strings.Map(func(r rune) rune {
+			if r == ' ' || r == '.' || r == '[' {
+				return '_'
+			}
+			return r
+		}, rest))
+	default:
+		out = append(out, base)
+	}
+	return out
+}
+
+// phpURLDecode decodes like PHP's urldecode: '+' is a space, %XX with two
+// hex digits is the byte, anything else stays as it is.
+func phpURLDecode(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
+}
+
+// matchCookieName reports whether name matches one of the session_cookie
+// names or globs exactly (case and all).
+func matchCookieName(globs []string, name string) bool {
+	for _, g := range globs {
+		if matchPath(g, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// couldBeSessionCookie reports whether an application could read a cookie
+// sent under name as one of its session cookies: under any name it could
+// file it under, in any case.
+func couldBeSessionCookie(globs []string, name string) bool {
+	for _, f := range filedNames(name) {
+		lf := strings.ToLower(f)
+		for _, g := range globs {
+			if ok, _ := path.Match(strings.ToLower(g), lf); ok || strings.EqualFold(g, f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sameFiledName reports whether an application could file the cookies
+// sent as a and b under one name (a duplicate, a.b and a_b, a case
+// variant), so that the gate cannot know which of the two it reads.
+func sameFiledName(a, b string) bool {
+	for _, x := range filedNames(a) {
+		for _, y := range filedNames(b) {
+			if strings.EqualFold(x, y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// buildCookieHeader is the Cookie header of parts, in order, keeping
+// those keep says yes to ("" when none is kept).
+func buildCookieHeader(parts []cookiePart, keep func(i int) bool) string {
+	var b strings.Builder
+	for i, p := range parts {
+		if !keep(i) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
