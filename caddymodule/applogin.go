@@ -768,22 +768,22 @@ func (h *Handler) loginNotSeen(w http.ResponseWriter, r *http.Request, ar *appRe
 			h.logger.Error("app_login: removing the marker of a failed login", zap.String("realm", h.Realm), zap.Error(err))
 		}
 	}
+	// A fresh session in a re-rendered login form (a 2xx page) or an
+	// error answer is the anonymous session of the next attempt (its
+	// CSRF token lives there). Anything else is not recorded, so it is
+	// withheld: a redirect or a non-page 2xx may be a login that
+	// succeeded in a way the signal does not know, and a new ID in answer
+	// to a login that carried one is what applications do when a login
+	// succeeds (against session fixation). A browser that lost its
+	// session that way gets a new anonymous one with the next page.
 	var add []anonEntry
-	spa := status < 300 && !strings.HasPrefix(header.Get("Content-Type"), "text/html")
+	page := strings.HasPrefix(header.Get("Content-Type"), "text/html")
 	for name, value := range o.fresh {
-		switch {
-		case sent[name] != "":
-			// A new session ID in answer to a login that carried one is
-			// what applications do when a login succeeds (against session
-			// fixation): never anonymous, whatever the signal says.
-			h.logger.Warn("app_login: the application replaced the session at a login the success signal did not recognise: the new session is withheld (set success if logins succeed this way)", zap.String("realm", h.Realm), zap.Int("status", status), zap.String("cookie", name))
-		case spa && status >= 200:
-			// A 2xx that is not a page may be an API login that
-			// succeeded: not anonymous.
-			h.logger.Warn("app_login: the application set a session cookie in a non-HTML 2xx answer to a login the success signal did not recognise: the session is withheld (set success if logins succeed this way)", zap.String("realm", h.Realm), zap.Int("status", status), zap.String("cookie", name))
-		default:
-			add = append(add, anonEntry{key: anonKey(h.keys, name, value), issued: t})
+		if sent[name] != "" || !(status >= 400 || status >= 200 && status < 300 && page) {
+			h.logger.Warn("app_login: the application started a session at a login the success signal did not recognise: the session is withheld (set success if logins succeed this way)", zap.String("realm", h.Realm), zap.Int("status", status), zap.String("cookie", name))
+			continue
 		}
+		add = append(add, anonEntry{key: anonKey(h.keys, name, value), issued: t})
 	}
 	if len(add) > 0 {
 		if err := h.writeAnon(w, r, withAnon(ar.anon, nil, add)); err != nil {
