@@ -23,14 +23,15 @@ import (
 // cookie (anonCookie, signed like the other gate cookies) that holds a
 // keyed hash of each such cookie's name and value with the time it was
 // issued, at most maxAnonEntries of them, each for anonSessionTTL. The
-// store only holds a "login seen" marker per login attempt made with an
-// anonymous cookie: written before the attempt is forwarded (so that
-// concurrent requests with the cookie stop counting as anonymous while the
-// login is in flight), deleted if the login fails, kept after a success
-// for longer than any companion entry naming the cookie can live (so a
-// replayed old companion cookie cannot make it anonymous again). Failed
-// attempts leave nothing behind, so markers grow only with successful
-// logins.
+// store only holds markers of login attempts made with an anonymous
+// cookie: an in-flight marker, written before the attempt is forwarded
+// (so that concurrent requests with the cookie stop counting as anonymous
+// while the login is in flight) and deleted if the login fails and no
+// other login with the cookie is in flight on this instance; and, after a
+// success, a "done" marker that nothing deletes, kept for longer than any
+// companion entry naming the cookie can live (so a replayed old companion
+// cookie cannot make it anonymous again). Failed attempts leave nothing
+// behind, so markers grow only with successful logins.
 const (
 	// anonCookie is the companion cookie's base name.
 	anonCookie = "2fa_anon"
@@ -70,10 +71,19 @@ func anonKey(k *keyring.Keys, name, value string) [16]byte {
 	return out
 }
 
-// markerID is the store ID of the "login seen" marker of an anonymous
-// cookie.
+// markerID is the store ID of the in-flight marker of an anonymous
+// cookie: a login with it is (or was) in flight.
 func markerID(key [16]byte) string {
 	return bindingPrefix + "seen:" + hex.EncodeToString(key[:])
+}
+
+// doneMarkerID is the store ID of the marker of a successful login with
+// an anonymous cookie. Unlike the in-flight marker, which a failed login
+// removes, nothing removes it before it expires: a failed attempt racing
+// a successful one (two logins with one pre-login session) cannot make
+// the session anonymous again.
+func doneMarkerID(key [16]byte) string {
+	return bindingPrefix + "done:" + hex.EncodeToString(key[:])
 }
 
 // anonEntry is one companion entry.
@@ -162,6 +172,35 @@ func hasAnonKey(keys [][16]byte, k [16]byte) bool {
 // cookie, written at t.
 func loginMarker(r *http.Request, t time.Time) sessions.Session {
 	return sessions.Session{User: anonMarkerUser, Method: MethodLoginSeen, Created: t, LastSeen: t, Expires: t.Add(anonMarkerTTL), ClientIP: clientIP(r)}
+}
+
+// loginsInFlight counts, per marker ID, the login attempts this process
+// has forwarded with an anonymous cookie and not yet seen answered: a
+// failed one removes the in-flight marker only when it is the last.
+var loginsInFlight = struct {
+	sync.Mutex
+	n map[string]int
+}{n: make(map[string]int)}
+
+// startLogin counts a login attempt with the anonymous cookie of marker
+// id.
+func startLogin(realm, id string) {
+	loginsInFlight.Lock()
+	loginsInFlight.n[realm+"\x00"+id]++
+	loginsInFlight.Unlock()
+}
+
+// endLogin undoes startLogin and reports whether no other login with the
+// cookie is in flight here.
+func endLogin(realm, id string) (last bool) {
+	k := realm + "\x00" + id
+	loginsInFlight.Lock()
+	defer loginsInFlight.Unlock()
+	if loginsInFlight.n[k]--; loginsInFlight.n[k] <= 0 {
+		delete(loginsInFlight.n, k)
+		return true
+	}
+	return false
 }
 
 // inFlight counts, per marker ID, the requests this process is

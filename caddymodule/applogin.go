@@ -361,7 +361,10 @@ func (h *Handler) readAppRequest(r *http.Request, t time.Time, track bool) (ar *
 		if track {
 			c.release = acquireInFlight(h.Realm, markerID(c.key))
 		}
-		_, err = h.store.Session(r.Context(), h.Realm, markerID(c.key))
+		_, err = h.store.Session(r.Context(), h.Realm, doneMarkerID(c.key))
+		if errors.Is(err, sessions.ErrNotFound) {
+			_, err = h.store.Session(r.Context(), h.Realm, markerID(c.key))
+		}
 		switch {
 		case errors.Is(err, sessions.ErrNotFound):
 			c.state = cookieAnon
@@ -632,10 +635,12 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 			continue
 		}
 		id := markerID(c.key)
+		startLogin(h.Realm, id)
+		markers = append(markers, id)
 		if err := h.store.PutSession(ctx, h.Realm, id, loginMarker(r, t)); err != nil {
+			h.endLogins(r, markers, false)
 			return h.unavailable(w, r, err)
 		}
-		markers = append(markers, id)
 		if c.release != nil {
 			c.release()
 			c.release = nil
@@ -659,17 +664,36 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 
 	var buf bytes.Buffer
 	var outcome loginOutcome
+	judged := false
 	rec := caddyhttp.NewResponseRecorder(w, &buf, func(status int, header http.Header) bool {
+		judged = true
 		outcome = h.judgeLogin(r, sent, status, header)
+		if outcome.success {
+			// The pre-login sessions are someone's now, for good.
+			for _, c := range ar.cands {
+				if c.state == cookieAnon && sent[c.name] == c.value {
+					if err := h.store.PutSession(ctx, h.Realm, doneMarkerID(c.key), loginMarker(r, t)); err != nil {
+						// Fail closed: the in-flight marker stays.
+						h.logger.Error("app_login: recording a successful login", zap.String("realm", h.Realm), zap.Error(err))
+					}
+				}
+			}
+			h.endLogins(r, markers, false)
+		}
 		if outcome.success && len(outcome.bind) > 0 {
 			return true
 		}
 		h.loginNotSeen(w, r, ar, outcome, markers, sent, status, header, t)
 		return false
 	})
-	if err := next.ServeHTTP(rec, r); err != nil {
-		// The markers stay: whatever the application did, the pre-login
-		// sessions do not count as anonymous any more.
+	err := next.ServeHTTP(rec, r)
+	if !judged {
+		// No answer seen: the in-flight markers stay (whatever the
+		// application did, the pre-login sessions do not count as
+		// anonymous any more).
+		h.endLogins(r, markers, false)
+	}
+	if err != nil {
 		return err
 	}
 	if !rec.Buffered() {
@@ -762,12 +786,7 @@ func (h *Handler) loginNotSeen(w http.ResponseWriter, r *http.Request, ar *appRe
 		h.logger.Warn("app_login: a successful login gave the browser no session cookie the gate knows: check session_cookie", zap.String("realm", h.Realm), zap.String("client_ip", clientIP(r)))
 		return
 	}
-	for _, id := range markers {
-		if err := h.store.DeleteSession(r.Context(), h.Realm, id); err != nil {
-			// Fail closed: the pre-login session stays withheld.
-			h.logger.Error("app_login: removing the marker of a failed login", zap.String("realm", h.Realm), zap.Error(err))
-		}
-	}
+	h.endLogins(r, markers, true)
 	// A fresh session in a re-rendered login form (a 2xx page) or an
 	// error answer is the anonymous session of the next attempt (its
 	// CSRF token lives there). Anything else is not recorded, so it is
@@ -788,6 +807,20 @@ func (h *Handler) loginNotSeen(w http.ResponseWriter, r *http.Request, ar *appRe
 	if len(add) > 0 {
 		if err := h.writeAnon(w, r, withAnon(ar.anon, nil, add)); err != nil {
 			h.logger.Error("app_login: recording an anonymous session", zap.String("realm", h.Realm), zap.Error(err))
+		}
+	}
+}
+
+// endLogins ends the login attempt's count for each in-flight marker
+// and, when failed, deletes the markers no other login here still needs.
+func (h *Handler) endLogins(r *http.Request, markers []string, failed bool) {
+	for _, id := range markers {
+		if !endLogin(h.Realm, id) || !failed {
+			continue
+		}
+		if err := h.store.DeleteSession(r.Context(), h.Realm, id); err != nil {
+			// Fail closed: the pre-login session stays withheld.
+			h.logger.Error("app_login: removing the marker of a failed login", zap.String("realm", h.Realm), zap.Error(err))
 		}
 	}
 }
