@@ -448,6 +448,9 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 	}
 	logout := matchPath(h.AppLogin.LogoutPath, r.URL.Path)
 	keep := func(c *appCookie) bool { return c.state == cookieBound || c.state == cookieAnon }
+	if ar.count(cookieUnknown) > 0 && h.AppLogin.UnknownSession == "deny" {
+		return h.unknownAppSession(w, r, ar)
+	}
 	if ar.user != "" {
 		s, ok, err := h.verifiedSession(w, r, user, t)
 		if err != nil {
@@ -459,9 +462,6 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 				return h.unavailable(w, r, err)
 			}
 			method = MethodTrustedDevice
-		}
-		if !ok && ar.count(cookieUnknown) > 0 && h.AppLogin.UnknownSession == "deny" {
-			return h.unknownAppSession(w, r, ar)
 		}
 		ar.setHeader(r, keep)
 		fw := h.watchAppResponse(w, r, ar, t, true)
@@ -488,7 +488,7 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 		return err
 	}
 	if ar.count(cookieUnknown) > 0 {
-		if h.AppLogin.UnknownSession == "deny" || !(h.AppLogin.watches(r.URL.Path) || logout) {
+		if !(h.AppLogin.watches(r.URL.Path) || logout) {
 			return h.unknownAppSession(w, r, ar)
 		}
 		// The login page stays reachable: served without them.

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // Tests of app_login's rule (issue 13): own cookie parsing, bindings by
@@ -594,5 +597,65 @@ func TestAppRuleUnknownOnLoginPage(t *testing.T) {
 	c.setCookie(app.name, "from-before-the-gate")
 	if r := c.get("/home").expectRedirect(t, "/login"); !strings.Contains(strings.Join(r.Header.Values("Set-Cookie"), "\n"), app.name+"=;") {
 		t.Errorf("unknown session not expired: %q", r.Header.Values("Set-Cookie"))
+	}
+}
+
+// TestAppLoginOptions: session_cookie and path take several values and
+// repeat, success lines combine; the earlier JSON strings still work.
+func TestAppLoginOptions(t *testing.T) {
+	var h Handler
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`two_factor {
+		app_login {
+			path /wp-login.php /login
+			path /index.php
+			username_field log
+			session_cookie wordpress_logged_in_* wordpress_sec_*
+			session_cookie PHPSESSID
+			success status 302 303
+			success location /wp-admin/*
+			success cookie wordpress_logged_in_*
+			success redirect
+		}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := h.AppLogin
+	if !slices.Equal(a.Paths, []string{"/wp-login.php", "/login", "/index.php"}) || !slices.Equal(a.SessionCookies, []string{"wordpress_logged_in_*", "wordpress_sec_*", "PHPSESSID"}) {
+		t.Fatalf("parsed %+v", a)
+	}
+	if s := a.Success; s == nil || !s.Redirect || !slices.Equal(s.Status, []int{302, 303}) || s.Location != "/wp-admin/*" || s.Cookie != "wordpress_logged_in_*" {
+		t.Fatalf("success %+v", a.Success)
+	}
+	var old AppLogin
+	if err := json.Unmarshal([]byte(`{"path":"/login","paths":["/api/login"],"username_field":"u","session_cookie":"SID","success":{"status":[200]}}`), &old); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.validate(); err != nil {
+		t.Fatal(err)
+	}
+	old.provision()
+	if !slices.Equal(old.loginPaths(), []string{"/api/login", "/login"}) || !slices.Equal(old.cookieNames(), []string{"SID"}) || !old.watches("/login") || old.watches("/other") {
+		t.Fatalf("earlier JSON fields: paths %q, cookies %q", old.loginPaths(), old.cookieNames())
+	}
+	for _, tc := range []struct{ block, want string }{
+		{"success", "app_login: success: expected redirect"},
+		{"success maybe", `app_login: success: unknown kind "maybe"`},
+		{"success status 2000", `app_login: success status: "2000" is not an HTTP status code`},
+		{"success status", "app_login: success status: expected at least one status code"},
+		{"success redirect\n success redirect", "app_login: success redirect specified more than once"},
+		{"success location", "app_login: success location: expected exactly one value, got 0"},
+		{"success location wp-admin", `app_login: success location must start with /, got "wp-admin"`},
+		{"success cookie a=b", `app_login: success cookie "a=b" is not a valid cookie name or glob`},
+		{"session_cookie", "app_login: session_cookie: expected at least one value"},
+		{"session_cookie 2fa_session", `app_login: session_cookie "2fa_session" is a name of the gate's own cookies`},
+		{"path /ok /[bad", `app_login: path "/[bad" is not a valid glob`},
+	} {
+		in := "two_factor {\n app_login {\n path /login\n username_field u\n session_cookie SID\n " + tc.block + "\n }\n}"
+		var h Handler
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.block, err, tc.want)
+		}
 	}
 }
