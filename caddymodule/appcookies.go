@@ -43,7 +43,11 @@ const cookieSpace = " \t\r\n\v\f"
 // name with an empty value (PHP). Unlike net/http it never drops a part,
 // and it refuses a request with more than maxCookieParts parts.
 func parseCookieHeader(lines []string) ([]cookiePart, error) {
-	var parts []cookiePart
+	n := 0
+	for _, line := range lines {
+		n += strings.Count(line, ";") + 1
+	}
+	parts := make([]cookiePart, 0, min(n, maxCookieParts))
 	for _, line := range lines {
 		for p := range strings.SplitSeq(line, ";") {
 			p = strings.Trim(p, cookieSpace)
@@ -159,17 +163,52 @@ func matchCookieName(globs []string, name string) bool {
 
 // couldBeSessionCookie reports whether an application could read a cookie
 // sent under name as one of its session cookies: under any name it could
-// file it under, in any case.
-func couldBeSessionCookie(globs []string, name string) bool {
+// file it under, in any case. lowGlobs are the session cookie names and
+// globs in lower case.
+func couldBeSessionCookie(lowGlobs []string, name string) bool {
+	if plainCookieName(name) {
+		// The common case: every platform files it under name itself.
+		return matchLower(lowGlobs, name)
+	}
 	for _, f := range filedNames(name) {
-		lf := strings.ToLower(f)
-		for _, g := range globs {
-			if ok, _ := path.Match(strings.ToLower(g), lf); ok || strings.EqualFold(g, f) {
-				return true
-			}
+		if matchLower(lowGlobs, f) {
+			return true
 		}
 	}
 	return false
+}
+
+// plainCookieName reports whether name is filed under itself by every
+// platform (nothing PHP would decode or mangle).
+func plainCookieName(name string) bool {
+	if name == "" || name[0] == ' ' {
+		return false
+	}
+	return !strings.ContainsAny(name, "%+. [\x00")
+}
+
+// matchLower reports whether name, in lower case, matches one of the
+// lower-case globs.
+func matchLower(lowGlobs []string, name string) bool {
+	ln := strings.ToLower(name)
+	for _, g := range lowGlobs {
+		if g == ln {
+			return true
+		}
+		if ok, _ := path.Match(g, ln); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// lowerAll returns globs in lower case.
+func lowerAll(globs []string) []string {
+	out := make([]string, len(globs))
+	for i, g := range globs {
+		out[i] = strings.ToLower(g)
+	}
+	return out
 }
 
 // sameFiledName reports whether an application could file the cookies
@@ -189,7 +228,12 @@ func sameFiledName(a, b string) bool {
 // buildCookieHeader is the Cookie header of parts, in order, keeping
 // those keep says yes to ("" when none is kept).
 func buildCookieHeader(parts []cookiePart, keep func(i int) bool) string {
+	size := 0
+	for _, p := range parts {
+		size += len(p.name) + len(p.value) + 3
+	}
 	var b strings.Builder
+	b.Grow(size)
 	for i, p := range parts {
 		if !keep(i) {
 			continue
@@ -197,7 +241,11 @@ func buildCookieHeader(parts []cookiePart, keep func(i int) bool) string {
 		if b.Len() > 0 {
 			b.WriteString("; ")
 		}
-		b.WriteString(p.String())
+		b.WriteString(p.name)
+		if p.hasEq {
+			b.WriteByte('=')
+			b.WriteString(p.value)
+		}
 	}
 	return b.String()
 }

@@ -78,6 +78,7 @@ type AppLogin struct {
 	UnknownSession string `json:"unknown_session,omitempty"`
 
 	paths, names []string // Paths and SessionCookies with the earlier forms, set by provision
+	lowNames     []string // names in lower case, set by provision
 }
 
 const (
@@ -101,6 +102,15 @@ const (
 func (a *AppLogin) provision() {
 	a.paths = a.loginPaths()
 	a.names = a.cookieNames()
+	a.lowNames = lowerAll(a.names)
+}
+
+// lowCookieNames are cookieNames in lower case.
+func (a *AppLogin) lowCookieNames() []string {
+	if a.lowNames != nil {
+		return a.lowNames
+	}
+	return lowerAll(a.cookieNames())
 }
 
 // loginPaths are the watched login paths.
@@ -313,9 +323,9 @@ func (h *Handler) readAppRequest(r *http.Request, t time.Time, track bool) (ar *
 		return nil, fmt.Sprintf("more than %d cookies", maxCookieParts), nil
 	}
 	ar = &appRequest{parts: parts}
-	names := h.AppLogin.cookieNames()
+	names, lowNames := h.AppLogin.cookieNames(), h.AppLogin.lowCookieNames()
 	for i, p := range parts {
-		if h.isGateCookie(p.name) || !couldBeSessionCookie(names, p.name) {
+		if h.isGateCookie(p.name) || !couldBeSessionCookie(lowNames, p.name) {
 			continue
 		}
 		for _, o := range ar.cands {

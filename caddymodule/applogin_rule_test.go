@@ -52,7 +52,7 @@ func TestParseCookieHeader(t *testing.T) {
 }
 
 func TestPHPCookieNames(t *testing.T) {
-	globs := []string{"wordpress_logged_in_*", "PHPSESSID"}
+	globs := lowerAll([]string{"wordpress_logged_in_*", "PHPSESSID"})
 	for _, tc := range []struct {
 		name  string
 		could bool
@@ -657,5 +657,35 @@ func TestAppLoginOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.block, err, tc.want)
 		}
+	}
+}
+
+// BenchmarkAppCookieScan is the per-request cost of the rule's cookie
+// work without the store: parse a WordPress-like Cookie header of 16
+// cookies, find the session-cookie candidates, and rebuild the header.
+func BenchmarkAppCookieScan(b *testing.B) {
+	globs := lowerAll([]string{"wordpress_logged_in_*", "wordpress_sec_*"})
+	var parts []string
+	for i := range 13 {
+		parts = append(parts, fmt.Sprintf("wp-settings-%d=editor%%3Dtinymce%%26libraryContent%%3Dbrowse", i))
+	}
+	parts = append(parts, "wordpress_test_cookie=WP%20Cookie%20check", "wordpress_logged_in_0123456789abcdef=admin%7C1700000000%7Cabcdefghijklmnopqrstuvwxyz%7C0123456789", "2fa_session=MTcwMDAwMDAwMHxabcdef")
+	hdr := []string{strings.Join(parts, "; ")}
+	b.ReportAllocs()
+	for b.Loop() {
+		ps, err := parseCookieHeader(hdr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, p := range ps {
+			if !isGateCookieName(p.name) && couldBeSessionCookie(globs, p.name) {
+				n++
+			}
+		}
+		if n != 1 {
+			b.Fatalf("%d candidates", n)
+		}
+		_ = buildCookieHeader(ps, func(int) bool { return true })
 	}
 }
