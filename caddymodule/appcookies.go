@@ -249,3 +249,31 @@ func buildCookieHeader(parts []cookiePart, keep func(i int) bool) string {
 	}
 	return b.String()
 }
+
+// sessionIDInURL reports whether the URL carries what an application
+// could take for its session ID instead of the cookie: Java's path
+// parameter (";jsessionid=..." in any segment) or a query parameter
+// (PHP with session.use_only_cookies off, servlet URL rewriting) named
+// like a session cookie. The gate never sees such an ID as a cookie, so
+// it could not withhold it.
+func sessionIDInURL(lowGlobs []string, rawPath, rawQuery string) bool {
+	for seg := range strings.SplitSeq(rawPath, "/") {
+		_, params, ok := strings.Cut(seg, ";")
+		if !ok {
+			continue
+		}
+		for p := range strings.SplitSeq(params, ";") {
+			name, _, _ := strings.Cut(p, "=")
+			if name != "" && couldBeSessionCookie(lowGlobs, phpURLDecode(name)) {
+				return true
+			}
+		}
+	}
+	for p := range strings.SplitSeq(rawQuery, "&") {
+		name, _, _ := strings.Cut(p, "=")
+		if name != "" && couldBeSessionCookie(lowGlobs, name) {
+			return true
+		}
+	}
+	return false
+}

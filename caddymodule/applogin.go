@@ -324,6 +324,9 @@ func (h *Handler) readAppRequest(r *http.Request, t time.Time, track bool) (ar *
 	}
 	ar = &appRequest{parts: parts}
 	names, lowNames := h.AppLogin.cookieNames(), h.AppLogin.lowCookieNames()
+	if sessionIDInURL(lowNames, r.URL.EscapedPath(), r.URL.RawQuery) {
+		return nil, "a session cookie's name in the URL (a session ID the application could read from there)", nil
+	}
 	for i, p := range parts {
 		if h.isGateCookie(p.name) || !couldBeSessionCookie(lowNames, p.name) {
 			continue

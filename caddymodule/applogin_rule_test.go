@@ -78,6 +78,22 @@ func TestPHPCookieNames(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
+		path, query string
+		in          bool
+	}{
+		{"/app/page;jsessionid=X", "", false}, // not a configured name
+		{"/app/page;PHPSESSID=X", "", true},
+		{"/app;phpsessid=X/page", "", true},
+		{"/app/page", "PHPSESSID=X", true},
+		{"/app/page", "a=1&PHPSESS%49D=X", true},
+		{"/app/page", "wordpress.logged_in_x=1", true},
+		{"/app/page;v=2", "page=PHPSESSID", false},
+	} {
+		if got := sessionIDInURL(globs, tc.path, tc.query); got != tc.in {
+			t.Errorf("sessionIDInURL(%q, %q) = %v, want %v", tc.path, tc.query, got, tc.in)
+		}
+	}
+	for _, tc := range []struct {
 		a, b string
 		same bool
 	}{
@@ -248,6 +264,14 @@ func TestAppRuleCookieDisagreements(t *testing.T) {
 	r := send(strings.Repeat("p;", 3001) + app.name + "=" + stolen)
 	if r.StatusCode != http.StatusBadRequest || len(app.seen) != 0 {
 		t.Errorf("3001 cookies: status %d, %d forwarded", r.StatusCode, len(app.seen))
+	}
+	// The session ID in the URL instead of a cookie (Tomcat's
+	// ;jsessionid=, PHP without use_only_cookies): refused.
+	for _, u := range []string{"/home;wordpress_logged_in_abc=" + stolen, "/home?wordpress_logged_in_abc=" + stolen} {
+		app.drain()
+		if r := raw.get(u); r.StatusCode != http.StatusBadRequest || len(app.seen) != 0 {
+			t.Errorf("%s: status %d, %d forwarded", u, r.StatusCode, len(app.seen))
+		}
 	}
 	// 2. PHP's name mangling: withheld (never forwarded under any name).
 	for _, name := range []string{"wordpress.logged_in_abc", "wordpress[logged_in_abc", "wordpress logged_in_abc", "%20wordpress_logged_in_abc", "WORDPRESS_LOGGED_IN_ABC", "wordpress_logged_in_abc[0]"} {
