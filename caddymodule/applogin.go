@@ -74,7 +74,9 @@ type AppLogin struct {
 	// session cookie the gate neither bound nor saw issued anonymously
 	// (for example from before the gate was installed): "relogin"
 	// (default) withholds it, expires it in the response and sends
-	// browsers to the login page; "deny" refuses with 403.
+	// browsers to the login page; "deny" refuses with 403. Either way the
+	// login path itself is served, with such cookies withheld, so that
+	// users can log in.
 	UnknownSession string `json:"unknown_session,omitempty"`
 
 	paths, names []string // Paths and SessionCookies with the earlier forms, set by provision
@@ -461,7 +463,8 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 	}
 	logout := matchPath(h.AppLogin.LogoutPath, r.URL.Path)
 	keep := func(c *appCookie) bool { return c.state == cookieBound || c.state == cookieAnon }
-	if ar.count(cookieUnknown) > 0 && h.AppLogin.UnknownSession == "deny" {
+	loginPage := h.AppLogin.watches(r.URL.Path)
+	if ar.count(cookieUnknown) > 0 && h.AppLogin.UnknownSession == "deny" && !loginPage {
 		return h.unknownAppSession(w, r, ar)
 	}
 	if ar.user != "" {
@@ -501,7 +504,7 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 		return err
 	}
 	if ar.count(cookieUnknown) > 0 {
-		if !(h.AppLogin.watches(r.URL.Path) || logout) {
+		if !(loginPage || logout) {
 			return h.unknownAppSession(w, r, ar)
 		}
 		// The login page stays reachable: served without them.

@@ -220,6 +220,8 @@ func TestAppLoginUnknownSession(t *testing.T) {
 	if r := d.get("/account").expect(t, http.StatusForbidden); strings.Contains(r.body, "Account") {
 		t.Fatal("unknown session reached the app")
 	}
+	// The login page stays reachable under deny too, without the cookie.
+	d.get("/login").expect(t, http.StatusOK).contains(t, `name="password"`)
 }
 
 // TestAppLoginBodies: JSON and multipart login bodies. An SPA login
