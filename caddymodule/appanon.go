@@ -203,6 +203,10 @@ func endLogin(realm, id string) (last bool) {
 	return false
 }
 
+// loginMarkerHook, when set (tests only), runs before a login attempt
+// writes its in-flight markers: a seam to line two attempts up.
+var loginMarkerHook func()
+
 // inFlight counts, per marker ID, the requests this process is
 // forwarding with an anonymous cookie. A login attempt with the cookie
 // first writes its marker, then waits for the count to drop to zero: a

@@ -494,6 +494,62 @@ func TestAppRuleLoginInFlight(t *testing.T) {
 	third.get("/page").expectRedirect(t, "/.2fa/enroll")
 }
 
+// TestAppRuleRacingLogins: two logins sent at once with one pre-login
+// session, one with the right password and one wrong: the failed one must
+// not make the session anonymous again (it would pass once the pending
+// binding expired, logged in as alice, without her second factor).
+func TestAppRuleRacingLogins(t *testing.T) {
+	app := &ruleApp{name: "PHPSESSID", keepID: true}
+	s := startRuleSite(t, app, "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID")
+	b := s.browser("")
+	b.get("/login").expect(t, http.StatusOK)
+	pre, companion := b.cookie(app.name), b.cookie(anonCookie)
+	// Both attempts have read the session as anonymous before either
+	// writes its marker.
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	loginMarkerHook = func() {
+		arrived.Done()
+		arrived.Wait()
+	}
+	t.Cleanup(func() { loginMarkerHook = nil })
+	var done sync.WaitGroup
+	status := make([]int, 2)
+	for i, pw := range []string{"wonderland", "wrong"} {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			form := url.Values{"username": {"alice"}, "password": {pw}}
+			req, _ := http.NewRequest("POST", s.base+"/login", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Accept", "text/html")
+			req.Header.Set("Cookie", app.name+"="+pre+"; "+anonCookie+"="+companion)
+			resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				status[i] = resp.StatusCode
+			}
+		}()
+	}
+	done.Wait()
+	loginMarkerHook = nil
+	if status[0] != http.StatusSeeOther || status[1] != http.StatusOK {
+		t.Fatalf("logins answered %v, want [303 200]", status)
+	}
+	advance(pendingBindingTTL + time.Minute)
+	thief := s.browser("")
+	thief.setCookie(app.name, pre)
+	thief.setCookie(anonCookie, companion)
+	app.drain()
+	r := thief.get("/home")
+	for len(app.seen) > 0 {
+		if h := <-app.seen; strings.Contains(h, pre) {
+			t.Fatalf("alice's session reached the app as anonymous (%d %s): %q", r.StatusCode, trim(r.body), h)
+		}
+	}
+}
+
 func mustURL(s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
