@@ -769,3 +769,40 @@ func BenchmarkAppCookieScan(b *testing.B) {
 		_ = buildCookieHeader(ps, func(int) bool { return true })
 	}
 }
+
+// FuzzAppCookieWithholding: whatever the Cookie header, once the gate has
+// withheld every part it takes for a possible session cookie, Go's own
+// cookie parser finds no session cookie in what is left (in any case),
+// and the rebuilt header parses back to the same parts.
+func FuzzAppCookieWithholding(f *testing.F) {
+	for _, seed := range []string{
+		"SID=1", "a=1; SID=2", " SID =3", "sid=4", "SID", "S%49D=5", "SID[x]=6", "x=\"SID=7\"",
+		"a=1;SID=2;;b", "SID=1; SID=2", "\tSID=\t8", strings.Repeat("p;", 10) + "SID=9",
+	} {
+		f.Add(seed)
+	}
+	globs := lowerAll([]string{"SID"})
+	f.Fuzz(func(t *testing.T, header string) {
+		parts, err := parseCookieHeader([]string{header})
+		if err != nil {
+			return
+		}
+		all := buildCookieHeader(parts, func(int) bool { return true })
+		again, err := parseCookieHeader([]string{all})
+		if err != nil || len(again) != len(parts) {
+			t.Fatalf("rebuilt header %q parses to %d parts (%v), want %d", all, len(again), err, len(parts))
+		}
+		for i := range parts {
+			if again[i] != parts[i] {
+				t.Fatalf("part %d: %+v, rebuilt %+v", i, again[i], parts[i])
+			}
+		}
+		kept := buildCookieHeader(parts, func(i int) bool { return !couldBeSessionCookie(globs, parts[i].name) })
+		req := &http.Request{Header: http.Header{"Cookie": {kept}}}
+		for _, c := range req.Cookies() {
+			if strings.EqualFold(c.Name, "SID") {
+				t.Fatalf("Go reads %q from the withheld header %q (from %q)", c.Name, kept, header)
+			}
+		}
+	})
+}
