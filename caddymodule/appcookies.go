@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -66,20 +67,39 @@ func parseCookieHeader(lines []string) ([]cookiePart, error) {
 
 // filedNames are the names under which an application could file a
 // cookie sent as name: the name itself (Go, Java, Python), and PHP's
-// $_COOKIE key, which PHP computes by %-decoding the name ('+' is a
-// space), cutting it at NUL, dropping leading spaces, mapping ' ' and
-// '.' to '_', filing "a[x]" under "a" (an array), and turning an
+// $_COOKIE key. PHP drops leading spaces, cuts the name at NUL, maps ' '
+// and '.' to '_', files "a[x]" under "a" (an array), and turns an
 // unmatched '[' into '_' (PHP 8 then also maps ' ', '.' and '[' in the
-// rest of the name; PHP 7 keeps them: both are returned).
+// rest of the name; PHP 7 keeps them: both are returned). PHP before
+// 8.0.24 and 8.1.11 first %-decoded cookie names ('+' a space), later
+// versions do not: both are returned too.
 func filedNames(name string) []string {
 	out := []string{name}
-	php := phpURLDecode(name)
+	add := func(n string) {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	for _, n := range phpMangle(name) {
+		add(n)
+	}
+	if dec := phpURLDecode(name); dec != name {
+		for _, n := range phpMangle(dec) {
+			add(n)
+		}
+	}
+	return out
+}
+
+// phpMangle is the $_COOKIE key (or keys, PHP 7 and 8) PHP files a cookie
+// name under, after any decoding.
+func phpMangle(php string) []string {
 	if i := strings.IndexByte(php, 0); i >= 0 {
 		php = php[:i]
 	}
 	php = strings.TrimLeft(php, " ")
 	var b strings.Builder
-	rest := ""
+	rest, array := "", false
 	for i := 0; i < len(php); i++ {
 		c := php[i]
 		if c == ' ' || c == '.' {
@@ -89,7 +109,7 @@ func filedNames(name string) []string {
 		if c == '[' {
 			if strings.IndexByte(php[i+1:], ']') >= 0 {
 				// An array: filed under the name before '['.
-				rest = "\x00array"
+				array = true
 			} else {
 				b.WriteByte('_')
 				rest = php[i+1:]
@@ -98,20 +118,16 @@ func filedNames(name string) []string {
 		}
 		b.WriteByte(c)
 	}
-	switch base := b.String(); {
-	case rest == "\x00array":
-		out = append(out, base)
-	case rest != "":
-		out = append(out, base+rest, base+strings.Map(func(r rune) rune {
-			if r == ' ' || r == '.' || r == '[' {
-				return '_'
-			}
-			return r
-		}, rest))
-	default:
-		out = append(out, base)
+	base := b.String()
+	if array || rest == "" {
+		return []string{base}
 	}
-	return out
+	return []string{base + rest, base + strings.Map(func(r rune) rune {
+		if r == ' ' || r == '.' || r == '[' {
+			return '_'
+		}
+		return r
+	}, rest)}
 }
 
 // phpURLDecode decodes like PHP's urldecode: '+' is a space, %XX with two
