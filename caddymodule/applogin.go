@@ -344,9 +344,10 @@ func (h *Handler) readAppRequest(r *http.Request, t time.Time, track bool) (ar *
 		return ar, "", nil
 	}
 	ar.anon = h.readAnon(r, t)
+	counted := ar
 	defer func() {
 		if err != nil || reason != "" {
-			ar.release()
+			counted.release()
 		}
 	}()
 	for _, c := range ar.cands {

@@ -121,6 +121,7 @@ type ruleApp struct {
 	keepID    bool   // a login keeps the pre-login session ID
 	loginLoc  string // Location after a successful login
 	flag      string // a cookie set only after a successful login ("" none)
+	perUser   bool   // a login sets name+user instead of name
 	block     chan struct{}
 	started   chan struct{}
 	slow      chan struct{}
@@ -179,7 +180,10 @@ func (a *ruleApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, "<form>login failed</form>")
 			return
 		}
-		if !a.keepID {
+		if a.perUser {
+			id = rand.Text()
+			http.SetCookie(w, &http.Cookie{Name: a.name + u, Value: id, Path: "/"})
+		} else if !a.keepID {
 			id = newID()
 		}
 		a.mu.Lock()
@@ -547,6 +551,33 @@ func TestAppRuleRacingLogins(t *testing.T) {
 		if h := <-app.seen; strings.Contains(h, pre) {
 			t.Fatalf("alice's session reached the app as anonymous (%d %s): %q", r.StatusCode, trim(r.body), h)
 		}
+	}
+}
+
+// TestAppRuleTwoUsersRefusedCleanly: session cookies bound to two users
+// in one request are a 400, and the anonymous session counted in flight
+// on the way is released (a later login with it does not wait).
+func TestAppRuleTwoUsersRefusedCleanly(t *testing.T) {
+	app := &ruleApp{name: "SESS", perUser: true}
+	s := startRuleSite(t, app, "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie SESS*")
+	alice, bob := s.browser(""), s.browser("")
+	alice.post("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}}).expectRedirect(t, "/.2fa/enroll")
+	bob.post("/login", url.Values{"username": {"bob"}, "password": {"builder"}}).expectRedirect(t, "/.2fa/enroll")
+	c := s.browser("")
+	c.get("/login").expect(t, http.StatusOK)
+	anon, companion := c.cookie("SESS"), c.cookie(anonCookie)
+	if anon == "" || companion == "" {
+		t.Fatal("no anonymous session")
+	}
+	raw := &browser{t: t, s: s, client: &http.Client{}, accept: "application/json"}
+	hdr := "SESS=" + anon + "; SESSalice=" + alice.cookie("SESSalice") + "; SESSbob=" + bob.cookie("SESSbob") + "; " + anonCookie + "=" + companion
+	if m := decodeJSON(t, raw.do("GET", "/home", nil, http.Header{"Cookie": {hdr}}).expect(t, http.StatusBadRequest)); m["error"] != "ambiguous_request" {
+		t.Fatalf("JSON = %v", m)
+	}
+	start := time.Now()
+	c.post("/login", url.Values{"username": {"alice"}, "password": {"wrong"}}).expect(t, http.StatusOK)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a login with the session waited %v for a request that had ended", d)
 	}
 }
 
