@@ -837,3 +837,42 @@ func FuzzAppCookieWithholding(f *testing.F) {
 		}
 	})
 }
+
+func TestLeadsAway(t *testing.T) {
+	r := httptest.NewRequest("POST", "http://example.com/app/login.php?x=1", nil)
+	for _, tc := range []struct {
+		loc  string
+		away bool
+	}{
+		{"", false},
+		{"/app/login.php?x=1", false},
+		{"login.php?x=1", false},
+		{"http://example.com/app/login.php?x=1", false},
+		{"/app/login.php?x=2", true},
+		{"/app/login.php", true},
+		{"index.php", true},
+		{"/app/../app/login.php?x=1", false},
+		{"http://example.com/home", true},
+		{"https://other.example/home", false},
+		{"//other.example/home", false},
+	} {
+		if got := leadsAway(r, tc.loc); got != tc.away {
+			t.Errorf("leadsAway(%q) = %v, want %v", tc.loc, got, tc.away)
+		}
+	}
+	for _, tc := range []struct {
+		loc, glob string
+		ok        bool
+	}{
+		{"/wp-admin/", "/wp-admin/*", true},
+		{"/wp-admin/index.php", "/wp-admin/*", true},
+		{"/wp-login.php?error=1", "/wp-admin/*", false},
+		{"/index.php?page=home", "/index.php?page=*", true},
+		{"/index.php?page=login&err=1", "/index.php?page=home*", false},
+		{"https://other.example/wp-admin/", "/wp-admin/*", false},
+	} {
+		if got := locationMatches(r, tc.loc, tc.glob); got != tc.ok {
+			t.Errorf("locationMatches(%q, %q) = %v, want %v", tc.loc, tc.glob, got, tc.ok)
+		}
+	}
+}

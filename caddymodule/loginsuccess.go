@@ -28,8 +28,9 @@ type LoginSuccess struct {
 	// Redirect: the response is a redirect (3xx) and it either sets a new
 	// value for a session cookie, or keeps the pre-login session (the
 	// anonymous session cookie the login request carried) and its
-	// Location leads away from the login URL (another path, or the same
-	// path with another query). The default when no success is given.
+	// Location leads away from the login URL (another path of this site,
+	// or the same path with another query). The default when no success
+	// is given.
 	Redirect bool `json:"redirect,omitempty"`
 	// Status: the response's status code is one of these.
 	Status []int `json:"status,omitempty"`
@@ -193,15 +194,14 @@ func resolveLocation(r *http.Request, loc string) *url.URL {
 }
 
 // leadsAway reports whether Location leads away from the login URL: to
-// another path, or to the same path with another query. A Location to
-// another host leads away too.
+// another path of this site, or to the same path with another query. A
+// Location to another host (or one that does not parse) does not count:
+// with the session ID unchanged, nothing else tells a success from a
+// failure, so the gate does not guess.
 func leadsAway(r *http.Request, loc string) bool {
-	if loc == "" {
-		return false
-	}
 	u := resolveLocation(r, loc)
 	if u == nil {
-		return true
+		return false
 	}
 	return path.Clean(u.Path) != path.Clean(r.URL.Path) || u.RawQuery != r.URL.RawQuery
 }
