@@ -512,9 +512,14 @@ func TestAppRuleRacingLogins(t *testing.T) {
 	// writes its marker.
 	var arrived sync.WaitGroup
 	arrived.Add(2)
+	lined := make(chan struct{})
+	go func() { arrived.Wait(); close(lined) }()
 	loginMarkerHook = func() {
 		arrived.Done()
-		arrived.Wait()
+		select {
+		case <-lined:
+		case <-time.After(10 * time.Second): // the test fails below
+		}
 	}
 	t.Cleanup(func() { loginMarkerHook = nil })
 	var done sync.WaitGroup

@@ -81,7 +81,8 @@ type Handler struct {
 
 	// AppLogin is identity source B, instead of User: the gate learns
 	// the user from the application's own login form and binds the
-	// second factor to the application's session cookie.
+	// second factor to the application's session cookies (by name and
+	// value), which reach the application only under app_login's rule.
 	AppLogin *AppLogin `json:"app_login,omitempty"`
 
 	// Anonymous says what happens to a request for which User resolves
