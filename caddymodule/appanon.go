@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-2fa/caddy-2fa/keyring"
@@ -205,7 +206,7 @@ func endLogin(realm, id string) (last bool) {
 
 // loginMarkerHook, when set (tests only), runs before a login attempt
 // writes its in-flight markers: a seam to line two attempts up.
-var loginMarkerHook func()
+var loginMarkerHook atomic.Pointer[func()]
 
 // inFlight counts, per marker ID, the requests this process is
 // forwarding with an anonymous cookie. A login attempt with the cookie

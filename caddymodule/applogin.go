@@ -647,8 +647,8 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	sent := map[string]string{}
 	var markers []string
 	var sentKeys [][16]byte
-	if loginMarkerHook != nil {
-		loginMarkerHook()
+	if hook := loginMarkerHook.Load(); hook != nil {
+		(*hook)()
 	}
 	for _, c := range ar.cands {
 		if c.state != cookieAnon {

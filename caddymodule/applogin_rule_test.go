@@ -192,10 +192,13 @@ func (a *ruleApp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if a.extra != "" {
 			http.SetCookie(w, &http.Cookie{Name: a.extra, Value: "x" + id, Path: "/"})
 		}
-		if a.flag != "" {
-			http.SetCookie(w, &http.Cookie{Name: a.flag, Value: "1", Path: "/"})
+		a.mu.Lock()
+		flag, loc := a.flag, a.loginLoc
+		a.mu.Unlock()
+		if flag != "" {
+			http.SetCookie(w, &http.Cookie{Name: flag, Value: "1", Path: "/"})
 		}
-		http.Redirect(w, r, a.loginLoc, http.StatusFound)
+		http.Redirect(w, r, loc, http.StatusFound)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
@@ -514,14 +517,15 @@ func TestAppRuleRacingLogins(t *testing.T) {
 	arrived.Add(2)
 	lined := make(chan struct{})
 	go func() { arrived.Wait(); close(lined) }()
-	loginMarkerHook = func() {
+	hook := func() {
 		arrived.Done()
 		select {
 		case <-lined:
 		case <-time.After(10 * time.Second): // the test fails below
 		}
 	}
-	t.Cleanup(func() { loginMarkerHook = nil })
+	loginMarkerHook.Store(&hook)
+	t.Cleanup(func() { loginMarkerHook.Store(nil) })
 	var done sync.WaitGroup
 	status := make([]int, 2)
 	for i, pw := range []string{"wonderland", "wrong"} {
@@ -542,7 +546,7 @@ func TestAppRuleRacingLogins(t *testing.T) {
 		}()
 	}
 	done.Wait()
-	loginMarkerHook = nil
+	loginMarkerHook.Store(nil)
 	if status[0] != http.StatusSeeOther || status[1] != http.StatusOK {
 		t.Fatalf("logins answered %v, want [303 200]", status)
 	}
@@ -640,7 +644,9 @@ func TestAppRuleSuccessSignal(t *testing.T) {
 	loc := &ruleApp{name: "PHPSESSID", loginLoc: "/admin/index"}
 	s = startRuleSite(t, loc, "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID\n\t\t\tsuccess location /admin/*")
 	s.browser("").post("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}}).expectRedirect(t, "/.2fa/enroll?rd=%2Fadmin%2Findex")
+	loc.mu.Lock()
 	loc.loginLoc = "/elsewhere"
+	loc.mu.Unlock()
 	r = s.browser("").post("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}})
 	if r.StatusCode != http.StatusFound {
 		t.Fatalf("a redirect the location signal does not match bound: %d %s", r.StatusCode, r.location())
@@ -650,7 +656,9 @@ func TestAppRuleSuccessSignal(t *testing.T) {
 	flag := &ruleApp{name: "PHPSESSID", flag: "logged_in"}
 	s = startRuleSite(t, flag, "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID\n\t\t\tsuccess cookie logged_in\n\t\t\tsuccess status 302")
 	s.browser("").post("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}}).expectRedirect(t, "/.2fa/enroll")
+	flag.mu.Lock()
 	flag.flag = ""
+	flag.mu.Unlock()
 	if r := s.browser("").post("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}}); r.StatusCode != http.StatusFound {
 		t.Fatalf("a login without the success cookie bound: %d", r.StatusCode)
 	}
