@@ -293,3 +293,22 @@ func sessionIDInURL(lowGlobs []string, rawPath, rawQuery string) bool {
 	}
 	return false
 }
+
+// commaSessionCookie reports whether value hides what an old cookie
+// parser (RFC 2109 style, e.g. Tomcat's legacy processor) reads as
+// further cookies, split at ',', and one of them could be a session
+// cookie: "x=1, JSESSIONID=<stolen>" is one cookie to the gate and two
+// to such a parser.
+func commaSessionCookie(lowGlobs []string, value string) bool {
+	if !strings.Contains(value, ",") {
+		return false
+	}
+	pieces := strings.Split(value, ",")
+	for _, p := range pieces[1:] {
+		name, _, _ := strings.Cut(strings.Trim(p, cookieSpace), "=")
+		if name = strings.Trim(name, cookieSpace); name != "" && couldBeSessionCookie(lowGlobs, name) {
+			return true
+		}
+	}
+	return false
+}

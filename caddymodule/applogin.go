@@ -330,7 +330,13 @@ func (h *Handler) readAppRequest(r *http.Request, t time.Time, track bool) (ar *
 		return nil, "a session cookie's name in the URL (a session ID the application could read from there)", nil
 	}
 	for i, p := range parts {
-		if h.isGateCookie(p.name) || !couldBeSessionCookie(lowNames, p.name) {
+		if h.isGateCookie(p.name) {
+			continue
+		}
+		if !couldBeSessionCookie(lowNames, p.name) {
+			if commaSessionCookie(lowNames, p.value) {
+				return nil, "a session cookie inside another cookie's value (split at ',' by old cookie parsers)", nil
+			}
 			continue
 		}
 		for _, o := range ar.cands {

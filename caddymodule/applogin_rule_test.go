@@ -94,6 +94,20 @@ func TestPHPCookieNames(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
+		value string
+		in    bool
+	}{
+		{"1", false},
+		{"1, PHPSESSID=x", true},
+		{"a,b,c", false},
+		{"1,phpsessid", true},
+		{"1, other=2", false},
+	} {
+		if got := commaSessionCookie(globs, tc.value); got != tc.in {
+			t.Errorf("commaSessionCookie(%q) = %v, want %v", tc.value, got, tc.in)
+		}
+	}
+	for _, tc := range []struct {
 		a, b string
 		same bool
 	}{
@@ -296,6 +310,7 @@ func TestAppRuleCookieDisagreements(t *testing.T) {
 		app.name + "=" + stolen + "; " + own,
 		own + "; wordpress.logged_in_abc=" + stolen,
 		own + "; " + app.name,
+		own + "; x=1, " + app.name + "=" + stolen,
 	} {
 		r := send(c)
 		if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.body, "could not be read safely") {
