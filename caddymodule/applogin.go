@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -909,6 +910,15 @@ func (fw *appCookieWatcher) Write(p []byte) (int, error) {
 		fw.WriteHeader(http.StatusOK)
 	}
 	return fw.ResponseWriterWrapper.Write(p)
+}
+
+// ReadFrom implements io.ReaderFrom, so that a body copied straight to
+// the underlying writer still has its headers followed first.
+func (fw *appCookieWatcher) ReadFrom(src io.Reader) (int64, error) {
+	if !fw.wrote {
+		fw.WriteHeader(http.StatusOK)
+	}
+	return fw.ResponseWriterWrapper.ReadFrom(src)
 }
 
 func (fw *appCookieWatcher) follow() {
