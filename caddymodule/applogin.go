@@ -756,7 +756,17 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 		b.Expires = t.Add(h.bindingTTL())
 	}
 	for name, value := range outcome.bind {
-		if err := h.store.PutSession(ctx, h.Realm, h.bindingID(name, value), b); err != nil {
+		id := h.bindingID(name, value)
+		// A value already bound to someone else is no per-browser
+		// session (a flag cookie every browser gets, listed by mistake):
+		// it is not moved to this user.
+		if old, err := h.store.Session(ctx, h.Realm, id); err == nil && t.Before(old.Expires) && canonicalUser(old.User) != canonicalUser(user) {
+			h.logger.Warn("app_login: a session cookie value the login kept is bound to another user: not rebound (is it a per-browser session? check session_cookie)", zap.String("realm", h.Realm), zap.String("cookie", name))
+			continue
+		} else if err != nil && !errors.Is(err, sessions.ErrNotFound) {
+			return h.unavailable(w, r, err)
+		}
+		if err := h.store.PutSession(ctx, h.Realm, id, b); err != nil {
 			return h.unavailable(w, r, err)
 		}
 	}
