@@ -57,8 +57,10 @@ type Options struct {
 	// ?page=home|account|api_me|login|logout|rotate (home when absent).
 	// The login is POST /index.php?page=login, or POST /index.php with
 	// do=login in the body; the account form is POST
-	// /index.php?page=account (or do=save_email). Every other path is the
-	// app's 404. Default false: one path per page.
+	// /index.php?page=account, or POST /index.php with do=save_email (it
+	// changes the user's e-mail address; CSRF-checked only with
+	// PreLoginSession). Every other path is the app's 404. Default false:
+	// one path per page.
 	FrontController bool
 	// PreLoginSession starts an anonymous session on every request that
 	// has none (like PHP's session_start), with a CSRF token in it; the
@@ -308,10 +310,6 @@ func (a *App) serveFront(w http.ResponseWriter, r *http.Request) {
 		case pg == "login" || (pg == "" && do == "login"):
 			a.login(w, r, in)
 		case pg == "account" || (pg == "" && do == "save_email"):
-			if !a.opts.PreLoginSession {
-				methodNotAllowed(w, "GET, HEAD")
-				return
-			}
 			a.saveEmail(w, r, in)
 		case pg == "logout":
 			a.logout(w, r)
@@ -643,9 +641,9 @@ func (a *App) login(w http.ResponseWriter, r *http.Request, in *input) {
 		if !csrfOK {
 			msg = "Your session expired. Please sign in again."
 		}
-		if a.opts.PreLoginSession {
-			// A fresh anonymous session after a failed login.
-			old, _ := a.anySession(r)
+		if old, s := a.anySession(r); a.opts.PreLoginSession && (s == nil || s.user == "") {
+			// A fresh anonymous session after a failed login (a user
+			// already logged in stays logged in).
 			id := a.newSession(w, old, "")
 			*r = *r.WithContext(contextWith(r, id))
 		}
@@ -826,18 +824,18 @@ type page struct {
 	CSRF         string // the session's CSRF token (PreLoginSession)
 	UserField    string // the login form's field names
 	PassField    string
-	AccountForm  bool // show the account form (PreLoginSession)
+	AccountForm  bool // show the account form (PreLoginSession, FrontController)
 }
 
 // page fills in what every page needs: links, field names, CSRF token.
 func (a *App) page(r *http.Request, p page) page {
 	p.L = a.links
+	p.AccountForm = a.opts.PreLoginSession || a.opts.FrontController
 	p.UserField, p.PassField = "username", "password"
 	if a.opts.ArrayLoginForm {
 		p.UserField, p.PassField = "login[username]", "login[password]"
 	}
 	if a.opts.PreLoginSession {
-		p.AccountForm = true
 		if _, s := a.anySession(r); s != nil {
 			a.mu.Lock()
 			p.CSRF = s.csrf
@@ -932,7 +930,7 @@ table{border-collapse:collapse}td{padding:.2rem .8rem .2rem 0}
 </table></div>
 {{if .AccountForm}}<div class="box" style="margin-top:1rem">{{if .Notice}}<p id="notice">{{.Notice}}</p>{{end}}
 <form method="post" action="{{.L.Account}}">
-<input type="hidden" name="csrf" value="{{.CSRF}}">
+{{if .CSRF}}<input type="hidden" name="csrf" value="{{.CSRF}}">{{end}}
 <label for="email">E-mail</label>
 <input type="text" id="email" name="email" value="{{.Email}}">
 <button type="submit">Save</button>

@@ -976,6 +976,13 @@ func TestFrontController(t *testing.T) {
 	if r := c.get("/index.php?page=api_me"); strings.TrimSpace(r.body) != `{"user":"alice"}` {
 		t.Fatalf("api_me: %q", r.body)
 	}
+	// The account form, through the script (page= or do=).
+	if r := c.postForm("/index.php?page=account", url.Values{"email": {"a@one"}}); r.status != http.StatusOK || !strings.Contains(r.body, "Saved.") || c.app.EmailOf("alice") != "a@one" {
+		t.Fatalf("account form: %d %q", r.status, c.app.EmailOf("alice"))
+	}
+	if r := c.postForm("/index.php", url.Values{"do": {"save_email"}, "email": {"a@two"}}); r.status != http.StatusOK || c.app.EmailOf("alice") != "a@two" {
+		t.Fatalf("account form do=: %d %q", r.status, c.app.EmailOf("alice"))
+	}
 	r = c.get("/index.php?page=rotate")
 	wantRedirect(t, r, "/index.php?page=account")
 	if nid := c.jarSession(); nid == id || nid == "" {
@@ -993,7 +1000,7 @@ func TestFrontController(t *testing.T) {
 	if r.status != http.StatusMethodNotAllowed {
 		t.Fatalf("POST without do: %d", r.status)
 	}
-	if c.app.ActedAs("bob") < 1 || c.app.ActedAs("alice") != 6 {
+	if c.app.ActedAs("bob") < 1 || c.app.ActedAs("alice") != 8 {
 		t.Fatalf("ActedAs alice %d bob %d", c.app.ActedAs("alice"), c.app.ActedAs("bob"))
 	}
 }
