@@ -377,7 +377,11 @@ func rowFailedLogin(t *testing.T, s *attackSite) {
 			if r.StatusCode == http.StatusSeeOther && strings.HasPrefix(r.location(), "/.2fa/") {
 				t.Errorf("%s: a wrong password for %s led to %s", s.name, victim, r.location())
 			}
-			if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Sign in") {
+			if st := s.opts.FailedLoginStatus; st >= 300 && st < 400 {
+				if r.StatusCode != st || !strings.Contains(r.location(), "error=1") {
+					t.Errorf("%s: failed login for %s: status %d Location %q, want the app's %d back to its login page", s.name, victim, r.StatusCode, r.location(), st)
+				}
+			} else if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Sign in") {
 				t.Errorf("%s: failed login for %s: status %d, want the app's 200 form", s.name, victim, r.StatusCode)
 			}
 			if s.opts.PreLoginSession && b.cookie(s.cookie) == "" {
@@ -476,3 +480,65 @@ func rowNormalFlows(t *testing.T, s *attackSite) {
 }
 
 var reGateMethod = regexp.MustCompile(`via <strong>([^<]*)</strong>`)
+
+// failRedirectVariants are apps that answer a failed login with a 302
+// back to their login page and a fresh anonymous session cookie (like
+// Spring's or many PHP apps' failure handlers), path-routed and front
+// controller. success "" configures the success signal that tells them
+// apart (success location …), "default" leaves the default rule.
+func failRedirectVariants(success string) []attackVariant {
+	line := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "\n\t\t\tsuccess " + s
+	}
+	loc := map[bool]string{false: "location /", true: "location /index.php?page=home*"}
+	if success != "" {
+		loc = map[bool]string{false: success, true: success}
+	}
+	if success == "default" {
+		loc = map[bool]string{}
+	}
+	return []attackVariant{
+		{
+			name:     "path-fail302",
+			opts:     demoapp.Options{PHPCookies: true, PreLoginSession: true, FailedLoginStatus: http.StatusFound, CookieName: "PHPSESSID"},
+			appLogin: "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID" + line(loc[false]),
+		},
+		{
+			name:     "front-fail302",
+			opts:     demoapp.Options{FrontController: true, PHPCookies: true, PreLoginSession: true, FailedLoginStatus: http.StatusFound, CookieName: "PHPSESSID"},
+			appLogin: "\t\t\tpath /index.php\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID" + line(loc[true]),
+		},
+	}
+}
+
+// runFailRedirect enrolls bob, then runs row 7 against each site.
+func runFailRedirect(t *testing.T, variants []attackVariant) {
+	for _, s := range startAttackSites(t, variants) {
+		t.Run(s.name, func(t *testing.T) {
+			s.use(t)
+			s.enrollUser(t, "bob")
+			rowFailedLogin(t, s)
+		})
+	}
+}
+
+// TestAppLoginAttackFailedLoginRedirectSuccessOption: row 7 for apps
+// whose failed login is a 302 back to the login page with a fresh
+// session cookie, with the success signal configured (success location):
+// a wrong password binds nobody. Uses the success option, so it does not
+// load on code without it.
+func TestAppLoginAttackFailedLoginRedirectSuccessOption(t *testing.T) {
+	runFailRedirect(t, failRedirectVariants(""))
+}
+
+// TestAppLoginAttackFailedLoginRedirectDefault: the same apps with the
+// default success rule. A 302 back to the login page is not a login that
+// "leads away from the login URL", whatever cookie it sets: it must bind
+// nobody, or anyone could enroll an authenticator for a user who never
+// enrolled (carol) by typing her name.
+func TestAppLoginAttackFailedLoginRedirectDefault(t *testing.T) {
+	runFailRedirect(t, failRedirectVariants("default"))
+}

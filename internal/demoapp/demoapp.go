@@ -75,7 +75,9 @@ type Options struct {
 	// a login always starts a new session ID.
 	KeepSessionIDAtLogin bool
 	// FailedLoginStatus is the status of the re-rendered login form after
-	// a failed form login; 0 means 200. With PreLoginSession a failed
+	// a failed form login; 0 means 200. A 3xx status instead redirects
+	// back to the login page with error=1 in the query (as Spring's and
+	// many PHP apps' failure handlers do). With PreLoginSession a failed
 	// login also starts a fresh anonymous session (a new cookie), as many
 	// PHP applications do.
 	FailedLoginStatus int
@@ -654,6 +656,14 @@ func (a *App) login(w http.ResponseWriter, r *http.Request, in *input) {
 		status := a.opts.FailedLoginStatus
 		if status == 0 {
 			status = http.StatusOK
+		}
+		if status >= 300 && status < 400 {
+			sep := "?"
+			if strings.Contains(a.links.Login, "?") {
+				sep = "&"
+			}
+			http.Redirect(w, r, a.links.Login+sep+"error=1", status)
+			return
 		}
 		a.loginForm(w, r, status, msg, creds.Username, in)
 		return

@@ -1069,6 +1069,15 @@ func TestPreLoginSessionAndCSRF(t *testing.T) {
 		t.Fatalf("FailedLoginStatus: %d", r.status)
 	}
 	checkSessionSetCookie(t, r, DefaultCookieName)
+
+	// A 3xx FailedLoginStatus redirects back to the login page, with a
+	// fresh cookie too.
+	c = newClient(t, Options{PreLoginSession: true, FrontController: true, FailedLoginStatus: http.StatusFound})
+	r = c.postForm("/index.php?page=login", url.Values{"username": {"alice"}, "password": {"x"}})
+	wantRedirect(t, r, "/index.php?page=login&error=1")
+	if id := checkSessionSetCookie(t, r, DefaultCookieName); !c.app.IsAnonymousSession(id) {
+		t.Fatal("failed login's redirect did not carry a fresh anonymous session")
+	}
 }
 
 func TestPHPCookiesMode(t *testing.T) {
