@@ -224,7 +224,8 @@ func (s *attackSite) gateCookies(b *browser) string {
 	return strings.Join(parts, "; ")
 }
 
-// raw sends a request with exactly the Cookie header given (no jar).
+// raw sends a request with exactly the Cookie header given (no jar); a
+// "\n" in cookie starts another Cookie header line.
 func (s *attackSite) raw(t *testing.T, method, target, cookie string, body io.Reader, hdr http.Header) response {
 	t.Helper()
 	req, err := http.NewRequest(method, s.base+target, body)
@@ -236,7 +237,8 @@ func (s *attackSite) raw(t *testing.T, method, target, cookie string, body io.Re
 		req.Header[k] = v
 	}
 	if cookie != "" {
-		req.Header.Set("Cookie", cookie)
+		// "\n" separates Cookie header lines (HTTP/1.1 allows several).
+		req.Header["Cookie"] = strings.Split(cookie, "\n")
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
@@ -268,6 +270,7 @@ func (s *attackSite) shapes() []shape {
 	if s.front() {
 		out = []shape{
 			{"script", "GET", "/index.php", nil, false},
+			{"script HEAD", "HEAD", "/index.php?page=account", nil, false},
 			{"root", "GET", "/", nil, false},
 			{"home", "GET", "/index.php?page=home", nil, false},
 			{"account", "GET", "/index.php?page=account", nil, false},
@@ -290,6 +293,7 @@ func (s *attackSite) shapes() []shape {
 		out = []shape{
 			{"home", "GET", "/", nil, false},
 			{"account", "GET", "/account", nil, false},
+			{"account HEAD", "HEAD", "/account", nil, false},
 			{"account query", "GET", "/account?x=1", nil, false},
 			{"api", "GET", "/api/me", nil, true},
 			{"api as browser", "GET", "/api/me", nil, false},

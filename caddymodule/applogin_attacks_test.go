@@ -42,13 +42,14 @@ package caddymodule
 //  4. look-alike names: PHP's mangling (' ', '.', '[' → '_'), a leading
 //     space, case variants of the session cookie's name carrying alice's
 //     value, alone or in mallory's verified browser: never alice.
-//  5. duplicates: "name=<mallory's>; name=<alice's>" is a 400 (the app
-//     may read either); under a glob, "SESSmallory=<hers>;
+//  5. duplicates: "name=<mallory's>; name=<alice's>", in one Cookie
+//     header or two, is a 400 (the app may read either); under a glob, "SESSmallory=<hers>;
 //     SESSd41d…=<alice's>" never reaches alice.
 //  6. ambiguous login bodies: JSON {"username":"nobody-1","USERNAME":
 //     "alice"} and u\u017fername (Go's case folding), PHP forms with
 //     "%20username" and "username%00x" (and login[username]x for the
-//     array form): 400, not forwarded, nobody bound, no enrollment.
+//     array form), a multipart part named " username": 400, not
+//     forwarded, nobody bound, no enrollment.
 //  7. a failed login answered 200 with a fresh session cookie binds
 //     nobody: carol's name with a wrong password never leads to an
 //     enrollment page for carol, and enrolled bob's challenge is out of
@@ -66,6 +67,8 @@ package caddymodule
 // (see the commit message of this file for which, and how).
 
 import (
+	"bytes"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -281,6 +284,8 @@ func rowDuplicates(t *testing.T, s *attackSite) {
 		for _, c := range []struct{ what, cookie string }{
 			{"hers then stolen", s.cookie + "=" + own + "; " + s.cookie + "=" + stolen + "; " + s.gateCookies(mallory)},
 			{"stolen then hers", s.gateCookies(mallory) + "; " + s.cookie + "=" + stolen + "; " + s.cookie + "=" + own},
+			{"two header lines, hers then stolen", s.gateCookies(mallory) + "; " + s.cookie + "=" + own + "\n" + s.cookie + "=" + stolen},
+			{"two header lines, stolen then hers", s.cookie + "=" + stolen + "\n" + s.gateCookies(mallory) + "; " + s.cookie + "=" + own},
 		} {
 			what := "duplicate " + s.cookie + " (" + c.what + "), " + sh.name
 			r := s.notAsVictim(t, "alice", what, func() response {
@@ -334,6 +339,20 @@ func rowAmbiguousLogin(t *testing.T, s *attackSite) {
 			attempts = append(attempts, attempt{"PHP dot", "application/x-www-form-urlencoded", "user.name=x&" + u + "=nobody-3&user%5Bname=y&%20" + u + "%00=alice&" + p + "=" + pw, false})
 		}
 	}
+	if s.opts.PHPCookies {
+		// The same disagreement in a multipart body: PHP drops the
+		// leading space of a part's name.
+		var mp bytes.Buffer
+		mw := multipart.NewWriter(&mp)
+		mw.WriteField(s.field("username"), "nobody-5")
+		mw.WriteField(" "+s.field("username"), "alice")
+		mw.WriteField(s.field("password"), attackUsers["alice"])
+		if s.opts.PreLoginSession {
+			mw.WriteField("csrf", "")
+		}
+		mw.Close()
+		attempts = append(attempts, attempt{"PHP multipart leading space", mw.FormDataContentType(), mp.String(), false})
+	}
 	if len(attempts) == 0 {
 		t.Skipf("%s: no parser disagreement to try (Go forms, JSON covered by path-go)", s.name)
 	}
@@ -342,8 +361,12 @@ func rowAmbiguousLogin(t *testing.T, s *attackSite) {
 		b.t = t
 		body := a.body
 		if s.opts.PreLoginSession && !a.api {
-			form := s.loginForm(b, "x", "y")
-			body += "&csrf=" + form.Get("csrf")
+			token := s.loginForm(b, "x", "y").Get("csrf")
+			if strings.HasPrefix(a.contentType, "multipart/") {
+				body = strings.Replace(body, "name=\"csrf\"\r\n\r\n", "name=\"csrf\"\r\n\r\n"+token, 1)
+			} else {
+				body += "&csrf=" + token
+			}
 		}
 		hdr := http.Header{"Content-Type": {a.contentType}, "Origin": {s.base}, "Sec-Fetch-Site": {"same-origin"}}
 		if a.api {
