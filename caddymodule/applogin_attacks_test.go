@@ -62,9 +62,17 @@ package caddymodule
 //     user field (the app's account form) is an ordinary request: with a
 //     stolen cookie it does not change alice's e-mail; with alice's
 //     verified session it does.
+// 10. session fixation (apps with a pre-login session, above all those
+//     that keep its ID at login): an attacker plants his anonymous
+//     session cookie (and the gate's companion cookies with it) in
+//     alice's browser; alice logs in with her second
+//     factor; the attacker's copy of that cookie never makes the app act
+//     as alice.
 //
-// Every row failed on the code before issue 13 in at least one shape
-// (see the commit message of this file for which, and how).
+// Every row but 10 failed on the code before issue 13 in at least one
+// shape (see the commit messages of this file for which, and how); row
+// 10 failed there only because the old gate could not bind the logins
+// of apps that keep the session ID.
 
 import (
 	"bytes"
@@ -142,6 +150,7 @@ func TestAppLoginAttackTable(t *testing.T) {
 		{"6-ambiguous-login-body", rowAmbiguousLogin},
 		{"7-failed-login-binds-nobody", rowFailedLogin},
 		{"9-form-post-without-user-field", rowFormPost},
+		{"10-session-fixation", rowFixation},
 		{"8-normal-flows", rowNormalFlows},
 	}
 	for _, row := range rows {
@@ -564,4 +573,44 @@ func TestAppLoginAttackFailedLoginRedirectSuccessOption(t *testing.T) {
 // enrolled (carol) by typing her name.
 func TestAppLoginAttackFailedLoginRedirectDefault(t *testing.T) {
 	runFailRedirect(t, failRedirectVariants("default"))
+}
+
+// rowFixation: row 10.
+func rowFixation(t *testing.T, s *attackSite) {
+	if !s.opts.PreLoginSession {
+		t.Skipf("%s: the app has no pre-login session", s.name)
+	}
+	attacker := s.browser("")
+	attacker.t = t
+	attacker.get(s.url("login")).expect(t, http.StatusOK)
+	planted := attacker.cookie(s.cookie)
+	if planted == "" || !s.app.IsAnonymousSession(planted) {
+		t.Fatalf("%s: the attacker got no anonymous session (%q)", s.name, planted)
+	}
+	advance(30 * time.Second)
+	victim := s.browser("")
+	victim.t = t
+	// Whoever can plant a cookie (a sibling subdomain, a proxy on
+	// plain HTTP) can plant all of them: the gate's companion cookies
+	// of the anonymous session too.
+	base, _ := url.Parse(s.base)
+	for _, c := range attacker.client.Jar.Cookies(base) {
+		victim.setCookie(c.Name, c.Value)
+	}
+	s.login(victim, "alice", attackUsers["alice"]).expectRedirect(t, "/.2fa/challenge")
+	victim.challenge(totp(s.keys["alice"], testNow()), false).expect(t, http.StatusSeeOther)
+	victim.get(s.url("home")).expect(t, http.StatusOK).contains(t, "Hello, alice")
+	if u, ok := s.app.UserOf(planted); ok {
+		t.Logf("%s: the planted ID is now %s's session in the app (it keeps IDs at login): only the gate stands between it and the attacker", s.name, u)
+	} else {
+		t.Logf("%s: the planted ID did not become alice's session (the gate withheld it from her browser, or the app replaced it)", s.name)
+	}
+	for _, sh := range s.shapes() {
+		s.notAsVictim(t, "alice", "planted session: "+sh.name, func() response {
+			return s.send(t, sh, s.gateCookies(attacker)+"; "+s.cookie+"="+planted)
+		})
+	}
+	s.notAsVictim(t, "alice", "planted session, the attacker's own browser", func() response {
+		return attacker.get(s.url("account"))
+	})
 }
