@@ -4,13 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -679,8 +685,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 	}
 	for _, tc := range []struct{ in, wantErr string }{
 		{"legacy_demo_app extra", `legacy_demo_app takes no arguments, got "extra"`},
-		{"legacy_demo_app {\n users alice\n}", `legacy_demo_app takes no options, got a block ("users")`},
-		{"legacy_demo_app {\n}", "legacy_demo_app takes no options, got an empty block"},
+		{"legacy_demo_app {\n users alice\n}", `legacy_demo_app: unrecognized option "users"`},
 	} {
 		var h Handler
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in))
@@ -709,7 +714,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 	}
 
 	_, _, err = caddyconfig.GetAdapter("caddyfile").Adapt([]byte("http://localhost:8080 {\n\tlegacy_demo_app {\n\t\tfoo\n\t}\n}\n"), nil)
-	if err == nil || !strings.Contains(err.Error(), "legacy_demo_app takes no options") {
+	if err == nil || !strings.Contains(err.Error(), `legacy_demo_app: unrecognized option "foo"`) {
 		t.Fatalf("adapt with a block: %v", err)
 	}
 }
@@ -772,5 +777,402 @@ func TestCaddyHandlerSharedAcrossReload(t *testing.T) {
 	rec = serve(h2, httptest.NewRequest(http.MethodGet, "/nope", nil))
 	if rec.Code != http.StatusNotFound {
 		t.Fatalf("/nope: %d", rec.Code)
+	}
+}
+
+// --- PHP parsing --------------------------------------------------------
+
+// phpCase is a request part and what PHP 8 puts in $_COOKIE or $_POST for
+// it (documented behaviour of main/php_variables.c).
+type phpCase struct {
+	in   string
+	want map[string]any
+}
+
+var phpCookieCases = []phpCase{
+	{"a=1; a=2", map[string]any{"a": "1"}},               // first duplicate wins
+	{" PHP.SESSID=x", map[string]any{"PHP_SESSID": "x"}}, // leading space dropped, '.' → '_'
+	{"PHP SESSID=x", map[string]any{"PHP_SESSID": "x"}},  // ' ' → '_'
+	{"PHP[SESSID=x", map[string]any{"PHP_SESSID": "x"}},  // unmatched '[' → '_'
+	{"\tname=1;  other=2", map[string]any{"name": "1", "other": "2"}},
+	{"wordpress.logged_in_ab=v", map[string]any{"wordpress_logged_in_ab": "v"}},
+	{"wordpress[logged.in_ab=v", map[string]any{"wordpress_logged_in_ab": "v"}}, // PHP 8: after '[' too
+	{"a[b]=1; a[c]=2", map[string]any{"a": map[string]any{"b": "1", "c": "2"}}},
+	{"S=1; S[x]=2", map[string]any{"S": map[string]any{"x": "2"}}}, // an index makes it an array
+	{"S[x]=2; S=1", map[string]any{"S": map[string]any{"x": "2"}}}, // and a later plain one is ignored
+	{"v=%41+B%zz", map[string]any{"v": "A+B%zz"}},                  // raw URL decoding of values
+	{"%41=1", map[string]any{"%41": "1"}},                          // names are not decoded
+	{"=x; ;noval", map[string]any{"noval": ""}},
+	{"a.b[c.d]=1", map[string]any{"a_b": map[string]any{"c.d": "1"}}}, // indexes are not mangled
+	{"SESSd41d=a; SESSmallory=b", map[string]any{"SESSd41d": "a", "SESSmallory": "b"}},
+	{"DEMOSESSID=a; demosessid=b", map[string]any{"DEMOSESSID": "a", "demosessid": "b"}}, // case-sensitive
+}
+
+var phpFormCases = []phpCase{
+	{"username=nobody-1&%20username=alice", map[string]any{"username": "alice"}},  // last wins, space dropped
+	{"username=nobody-2&username%00x=alice", map[string]any{"username": "alice"}}, // NUL ends the name
+	{"user.name=x&a+b=y", map[string]any{"user_name": "x", "a_b": "y"}},
+	{"login[username]=a&login[password]=b", map[string]any{"login": map[string]any{"username": "a", "password": "b"}}},
+	{"login[username]=a&login[username]x=b", map[string]any{"login": map[string]any{"username": "b"}}}, // text after ']' ignored
+	{"a[]=1&a[]=2&a[ ]=3", map[string]any{"a": map[string]any{"0": "1", "1": "2", "2": "3"}}},
+	{"a=1&a=2", map[string]any{"a": "2"}},
+	{"%5Bx=1&=2&x", map[string]any{"x": ""}}, // an empty name is dropped
+	{"a[b][c]=1", map[string]any{"a": map[string]any{"b": map[string]any{"c": "1"}}}},
+	{"v=%41+B", map[string]any{"v": "A B"}},
+	{"a[b=1", map[string]any{"a_b": "1"}},
+}
+
+func TestPHPCookieParsing(t *testing.T) {
+	for _, tc := range phpCookieCases {
+		got := phpCookies([]string{tc.in}).toMap()
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("cookie %q: got %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	// Several Cookie headers are read as one.
+	got := phpCookies([]string{"a=1", "a=2; b=3"}).toMap()
+	if !reflect.DeepEqual(got, map[string]any{"a": "1", "b": "3"}) {
+		t.Errorf("two headers: %v", got)
+	}
+	// No limit on the number of cookies (Go's parser stops at 3000).
+	var parts []string
+	for i := range 5000 {
+		parts = append(parts, fmt.Sprintf("c%d=x", i))
+	}
+	parts = append(parts, "PHP_SESSID=last")
+	if v, _ := phpCookies([]string{strings.Join(parts, "; ")}).str("PHP_SESSID"); v != "last" {
+		t.Errorf("5001st cookie: %q", v)
+	}
+}
+
+func TestPHPFormParsing(t *testing.T) {
+	for _, tc := range phpFormCases {
+		got := phpForm(tc.in).toMap()
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("form %q: got %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	mw.WriteField("username", "nobody")
+	mw.WriteField(" username", "alice")
+	mw.WriteField("login[username]", "carol")
+	mw.Close()
+	vars, err := phpMultipart(mp.Bytes(), mw.Boundary())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := vars.toMap(); !reflect.DeepEqual(got, map[string]any{"username": "alice", "login": map[string]any{"username": "carol"}}) {
+		t.Errorf("multipart: %v", got)
+	}
+}
+
+// TestPHPParsingAgainstRealPHP runs the same cases through a real php-cgi
+// when one is on PATH.
+func TestPHPParsingAgainstRealPHP(t *testing.T) {
+	bin, err := exec.LookPath("php-cgi")
+	if err != nil {
+		t.Skip("php-cgi not on PATH")
+	}
+	script := filepath.Join(t.TempDir(), "dump.php")
+	if err := os.WriteFile(script, []byte(`<?php echo json_encode(["c" => $_COOKIE, "p" => $_POST]);`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(cookie, body string) (map[string]any, map[string]any) {
+		cmd := exec.Command(bin, "-d", "max_input_vars=100000", "-q")
+		cmd.Env = []string{"REDIRECT_STATUS=200", "GATEWAY_INTERFACE=CGI/1.1", "SCRIPT_FILENAME=" + script,
+			"REQUEST_METHOD=POST", "CONTENT_TYPE=application/x-www-form-urlencoded",
+			fmt.Sprintf("CONTENT_LENGTH=%d", len(body)), "HTTP_COOKIE=" + cookie}
+		cmd.Stdin = strings.NewReader(body)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("php-cgi: %v", err)
+		}
+		var m struct{ C, P any }
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("php-cgi output %q: %v", out, err)
+		}
+		return phpJSONToMap(m.C), phpJSONToMap(m.P)
+	}
+	for _, tc := range phpCookieCases {
+		if got, _ := run(tc.in, ""); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("php $_COOKIE for %q: %v, want (as the demo) %v", tc.in, got, tc.want)
+		}
+	}
+	for _, tc := range phpFormCases {
+		if _, got := run("", tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("php $_POST for %q: %v, want (as the demo) %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// phpJSONToMap turns PHP's json_encode of an array (a list when its keys
+// are 0..n-1) into the map form of phpArray.toMap.
+func phpJSONToMap(v any) map[string]any {
+	conv := func(x any) any { return x }
+	var walk func(any) any
+	walk = func(x any) any {
+		switch x := x.(type) {
+		case []any:
+			m := map[string]any{}
+			for i, e := range x {
+				m[strconv.Itoa(i)] = walk(e)
+			}
+			return m
+		case map[string]any:
+			m := map[string]any{}
+			for k, e := range x {
+				m[k] = walk(e)
+			}
+			return m
+		}
+		return conv(x)
+	}
+	m, _ := walk(v).(map[string]any)
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m
+}
+
+// --- modes --------------------------------------------------------------
+
+var reCSRFInput = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+func csrfIn(t *testing.T, body string) string {
+	t.Helper()
+	m := reCSRFInput.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf input in:\n%s", body)
+	}
+	return m[1]
+}
+
+func TestFrontController(t *testing.T) {
+	c := newClient(t, Options{FrontController: true})
+	r := c.get("/index.php?page=account")
+	wantRedirect(t, r, "/index.php?page=login&next=%2Findex.php%3Fpage%3Daccount")
+	r = c.get("/index.php?page=login")
+	if r.status != http.StatusOK || !strings.Contains(r.body, `action="/index.php?page=login"`) || !strings.Contains(r.body, `name="username"`) {
+		t.Fatalf("login form: %d\n%s", r.status, r.body)
+	}
+	for _, p := range []string{"/login", "/account", "/api/me", "/index.php/x"} {
+		if r := c.get(p); r.status != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", p, r.status)
+		}
+	}
+	r = c.postForm("/index.php?page=login", url.Values{"username": {"alice"}, "password": {"wonderland"}})
+	wantRedirect(t, r, "/index.php?page=home")
+	id := checkSessionSetCookie(t, r, DefaultCookieName)
+	if r := c.get("/index.php"); !strings.Contains(r.body, "Hello, alice") || !strings.Contains(r.body, `href="/index.php?page=account"`) {
+		t.Fatalf("home: %d\n%s", r.status, r.body)
+	}
+	if r := c.get("/"); !strings.Contains(r.body, "Hello, alice") {
+		t.Fatalf("/: %d", r.status)
+	}
+	if r := c.get("/index.php?page=account"); !strings.Contains(r.body, "Account settings for alice") {
+		t.Fatalf("account: %d", r.status)
+	}
+	if r := c.get("/index.php?page=api_me"); strings.TrimSpace(r.body) != `{"user":"alice"}` {
+		t.Fatalf("api_me: %q", r.body)
+	}
+	// The account form, through the script (page= or do=).
+	if r := c.postForm("/index.php?page=account", url.Values{"email": {"a@one"}}); r.status != http.StatusOK || !strings.Contains(r.body, "Saved.") || c.app.EmailOf("alice") != "a@one" {
+		t.Fatalf("account form: %d %q", r.status, c.app.EmailOf("alice"))
+	}
+	if r := c.postForm("/index.php", url.Values{"do": {"save_email"}, "email": {"a@two"}}); r.status != http.StatusOK || c.app.EmailOf("alice") != "a@two" {
+		t.Fatalf("account form do=: %d %q", r.status, c.app.EmailOf("alice"))
+	}
+	r = c.get("/index.php?page=rotate")
+	wantRedirect(t, r, "/index.php?page=account")
+	if nid := c.jarSession(); nid == id || nid == "" {
+		t.Fatal("rotate kept the ID")
+	}
+	wantRedirect(t, c.get("/index.php?page=logout"), "/index.php?page=login")
+	if c.app.SessionCount() != 0 {
+		t.Fatal("logout left a session")
+	}
+	// do=login in the body of a POST to the bare script.
+	r = c.postForm("/index.php", url.Values{"do": {"login"}, "username": {"bob"}, "password": {"builder"}})
+	wantRedirect(t, r, "/index.php?page=home")
+	// A POST without do= is no login.
+	r = c.postForm("/index.php", url.Values{"username": {"bob"}, "password": {"builder"}})
+	if r.status != http.StatusMethodNotAllowed {
+		t.Fatalf("POST without do: %d", r.status)
+	}
+	if c.app.ActedAs("bob") < 1 || c.app.ActedAs("alice") != 8 {
+		t.Fatalf("ActedAs alice %d bob %d", c.app.ActedAs("alice"), c.app.ActedAs("bob"))
+	}
+}
+
+func TestPreLoginSessionAndCSRF(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		c := newClient(t, Options{PreLoginSession: true, KeepSessionIDAtLogin: keep, FailedLoginStatus: 0})
+		r := c.get("/login")
+		anon := checkSessionSetCookie(t, r, DefaultCookieName)
+		if !c.app.IsAnonymousSession(anon) || c.app.SessionCount() != 0 {
+			t.Fatal("no anonymous session")
+		}
+		token := csrfIn(t, r.body)
+		// The same session on the next request: no new cookie.
+		if r := c.get("/login"); r.sessionCookie(DefaultCookieName) != nil || csrfIn(t, r.body) != token {
+			t.Fatal("anonymous session not kept")
+		}
+		// Without the token: a failed login (200) with a fresh session.
+		r = c.postForm("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}})
+		if r.status != http.StatusOK || !strings.Contains(r.body, "session expired") {
+			t.Fatalf("login without token: %d\n%s", r.status, r.body)
+		}
+		fresh := checkSessionSetCookie(t, r, DefaultCookieName)
+		if fresh == anon || c.app.IsAnonymousSession(anon) || !c.app.IsAnonymousSession(fresh) {
+			t.Fatal("failed login did not start a fresh anonymous session")
+		}
+		// Wrong password: 200, fresh session again.
+		token = csrfIn(t, r.body)
+		r = c.postForm("/login", url.Values{"username": {"alice"}, "password": {"nope"}, "csrf": {token}})
+		if r.status != http.StatusOK || !strings.Contains(r.body, "Invalid username") {
+			t.Fatalf("wrong password: %d", r.status)
+		}
+		anon = checkSessionSetCookie(t, r, DefaultCookieName)
+		token = csrfIn(t, r.body)
+		r = c.postForm("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}, "csrf": {token}})
+		wantRedirect(t, r, "/")
+		if keep {
+			wantNoSetCookie(t, r)
+			if u, _ := c.app.UserOf(anon); u != "alice" {
+				t.Fatal("kept session not logged in")
+			}
+		} else {
+			id := checkSessionSetCookie(t, r, DefaultCookieName)
+			if id == anon || c.app.IsAnonymousSession(anon) {
+				t.Fatal("pre-login session survived the login")
+			}
+		}
+		// The account form needs the token.
+		r = c.get("/account")
+		token = csrfIn(t, r.body)
+		if r := c.postForm("/account", url.Values{"email": {"x@evil"}}); r.status != http.StatusForbidden {
+			t.Fatalf("account form without token: %d", r.status)
+		}
+		if r := c.postForm("/account", url.Values{"email": {"a@new"}, "csrf": {token}}); r.status != http.StatusOK || !strings.Contains(r.body, "Saved.") {
+			t.Fatalf("account form: %d", r.status)
+		}
+		if c.app.EmailOf("alice") != "a@new" || c.app.EmailOf("bob") != "bob@example.com" {
+			t.Fatal("e-mail not saved")
+		}
+	}
+	// A login POST with no cookie at all (what an attacker sends): 200
+	// and a fresh cookie, the case that tricked the gate into binding.
+	c := newClient(t, Options{PreLoginSession: true, FailedLoginStatus: http.StatusUnauthorized})
+	r := c.postForm("/login", url.Values{"username": {"alice"}, "password": {"x"}})
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("FailedLoginStatus: %d", r.status)
+	}
+	checkSessionSetCookie(t, r, DefaultCookieName)
+
+	// A 3xx FailedLoginStatus redirects back to the login page, with a
+	// fresh cookie too.
+	c = newClient(t, Options{PreLoginSession: true, FrontController: true, FailedLoginStatus: http.StatusFound})
+	r = c.postForm("/index.php?page=login", url.Values{"username": {"alice"}, "password": {"x"}})
+	wantRedirect(t, r, "/index.php?page=login&error=1")
+	if id := checkSessionSetCookie(t, r, DefaultCookieName); !c.app.IsAnonymousSession(id) {
+		t.Fatal("failed login's redirect did not carry a fresh anonymous session")
+	}
+}
+
+func TestPHPCookiesMode(t *testing.T) {
+	app := New(Options{PHPCookies: true, CookieName: "PHP_SESSID", FrontController: true, PreLoginSession: true, ArrayLoginForm: true})
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	c := clientFor(t, srv, app)
+	r := c.get("/index.php?page=login")
+	if !strings.Contains(r.body, `name="login[username]"`) || !strings.Contains(r.body, `name="login[password]"`) {
+		t.Fatalf("array login form:\n%s", r.body)
+	}
+	token := csrfIn(t, r.body)
+	r = c.postForm("/index.php?page=login", url.Values{"login[username]": {"alice"}, "login[password]": {"wonderland"}, "csrf": {token}})
+	wantRedirect(t, r, "/index.php?page=home")
+	id := c.jarSession()
+	// PHP reads look-alike names as the session cookie, first one wins.
+	for _, hdr := range []string{"PHP.SESSID=" + id, "PHP SESSID=" + id, "PHP[SESSID=" + id, " PHP_SESSID=" + id, "PHP_SESSID=" + id + "; PHP_SESSID=other", "PHP.SESSID=" + id + "; PHP_SESSID=other"} {
+		req := c.req("GET", "/index.php?page=api_me", nil, "")
+		req.Header.Set("Cookie", hdr)
+		if r := (&client{t: t, c: http.DefaultClient}).do(req); strings.TrimSpace(r.body) != `{"user":"alice"}` {
+			t.Errorf("Cookie %q: %q", hdr, r.body)
+		}
+	}
+	for _, hdr := range []string{"php_sessid=" + id, "PHP_SESSID[x]=" + id, "PHP_SESSID=other; PHP.SESSID=" + id} {
+		req := c.req("GET", "/index.php?page=api_me", nil, "")
+		req.Header.Set("Cookie", hdr)
+		if r := (&client{t: t, c: http.DefaultClient}).do(req); r.status != http.StatusUnauthorized {
+			t.Errorf("Cookie %q: %d %q", hdr, r.status, r.body)
+		}
+	}
+	// PHP form parsing: the mangled duplicate wins.
+	b := clientFor(t, srv, app)
+	token = csrfIn(t, b.get("/index.php?page=login").body)
+	body := "login%5Busername%5D=nobody&%20login%5Busername%5D=bob&login%5Bpassword%5D=builder&csrf=" + token
+	r = b.do(b.req("POST", "/index.php?page=login", strings.NewReader(body), "application/x-www-form-urlencoded"))
+	wantRedirect(t, r, "/index.php?page=home")
+	if u, _ := app.UserOf(b.jarSession()); u != "bob" {
+		t.Fatalf("mangled field: logged in %q", u)
+	}
+}
+
+func TestLastCookieWinsAndGoJSONFolding(t *testing.T) {
+	c := newClient(t, Options{LastCookieWins: true, CookieName: "sessionid"})
+	r := c.postForm("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}})
+	id := checkSessionSetCookie(t, r, "sessionid")
+	req := c.req("GET", "/api/me", nil, "")
+	req.Header.Set("Cookie", "sessionid=other; sessionid="+id)
+	if r := (&client{t: t, c: http.DefaultClient}).do(req); strings.TrimSpace(r.body) != `{"user":"alice"}` {
+		t.Fatalf("last duplicate not read: %q", r.body)
+	}
+	req = c.req("GET", "/api/me", nil, "")
+	req.Header.Set("Cookie", "sessionid="+id+"; sessionid=other")
+	if r := (&client{t: t, c: http.DefaultClient}).do(req); r.status != http.StatusUnauthorized {
+		t.Fatalf("first duplicate read: %q", r.body)
+	}
+
+	// Go's encoding/json matches keys case-insensitively, with Unicode
+	// folding, last one wins: the premise of the JSON login attacks.
+	for _, body := range []string{
+		`{"username":"nobody-1","USERNAME":"alice","password":"wonderland"}`,
+		`{"username":"nobody-1","u\u017fername":"alice","password":"wonderland"}`,
+	} {
+		d := newClient(t, Options{})
+		r := d.do(d.req("POST", "/login", strings.NewReader(body), "application/json"))
+		if r.status != http.StatusOK || !strings.Contains(r.body, `"user":"alice"`) {
+			t.Errorf("%s: %d %s", body, r.status, r.body)
+		}
+	}
+}
+
+func TestCaddyfileOptions(t *testing.T) {
+	var h Handler
+	in := "legacy_demo_app {\n front_controller\n pre_login_session\n keep_session_id_at_login\n php_cookies\n array_login_form\n last_cookie_wins\n failed_login_status 401\n cookie_name PHPSESSID\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err != nil {
+		t.Fatal(err)
+	}
+	want := Options{CookieName: "PHPSESSID", FrontController: true, PreLoginSession: true, KeepSessionIDAtLogin: true, FailedLoginStatus: 401, PHPCookies: true, LastCookieWins: true, ArrayLoginForm: true}
+	if got := h.options(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("options %+v", got)
+	}
+	if sharedFor(want) != sharedFor(want) || sharedFor(want) == Shared() || sharedFor(Options{}) != Shared() {
+		t.Fatal("apps not shared by options")
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"legacy_demo_app {\n front_controller yes\n}", `front_controller takes no arguments, got "yes"`},
+		{"legacy_demo_app {\n failed_login_status\n}", "failed_login_status needs a status code"},
+		{"legacy_demo_app {\n failed_login_status 99\n}", `failed_login_status must be an HTTP status (200-599), got "99"`},
+		{"legacy_demo_app {\n cookie_name \"a b\"\n}", `cookie_name "a b" is not a valid cookie name`},
+		{"legacy_demo_app {\n cookie_name a b\n}", `cookie_name takes one argument, got another: "b"`},
+		{"legacy_demo_app {\n keep_session_id_at_login\n}", "keep_session_id_at_login needs pre_login_session"},
+		{"legacy_demo_app {\n php_cookies\n php_cookies\n}", "php_cookies given twice"},
+	} {
+		var h Handler
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
+		}
 	}
 }
