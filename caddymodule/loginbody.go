@@ -113,7 +113,31 @@ func readLoginAttempt(r *http.Request, field string) (user string, present bool,
 		// gate cannot.
 		return "", true, fmt.Errorf("%w: encoded (compressed) request body", errAmbiguousLogin)
 	}
-	return f.parse(r.Header.Get("Content-Type"), body, r.URL.RawQuery)
+	user, present, err = f.parse(r.Header.Get("Content-Type"), body, r.URL.RawQuery)
+	if err == nil && present && f.cookieDisagrees(r.Header.Values("Cookie"), user) {
+		// PHP without a php.ini (request_order unset) fills $_REQUEST
+		// from GET, POST and then cookies: a cookie named like the user
+		// field overrides the form.
+		return "", true, fmt.Errorf("%w: a cookie named like the user field holds another user", errAmbiguousLogin)
+	}
+	return user, present, err
+}
+
+// cookieDisagrees reports whether a cookie that PHP could file under the
+// user field holds a value other than user. A cookie that agrees (a
+// "remember my name" cookie) is harmless.
+func (f *loginField) cookieDisagrees(headers []string, user string) bool {
+	for _, h := range headers {
+		for _, c := range strings.Split(h, ";") {
+			name, value, _ := strings.Cut(strings.TrimLeft(c, " \t"), "=")
+			r1, _ := f.formKeyRelation(name)
+			r2, _ := f.formKeyRelation(phpDecode(name))
+			if (r1 || r2) && strings.TrimSpace(phpDecode(value)) != user {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // parseLoginUser is the pure core of readLoginAttempt: it returns the user
@@ -193,7 +217,7 @@ type loginScan struct {
 	clean   bool   // the single occurrence is read the same by all
 	value   string // its value
 	reason  string // why the request is ambiguous, if it is
-	charset bool   // a non-UTF-8 charset was declared
+	charset bool   // a non-UTF-8 charset was declared (header or _charset_)
 }
 
 func (s *loginScan) ambiguous(reason string) {
@@ -241,13 +265,13 @@ func (f *loginField) parse(contentType string, body []byte, query string) (strin
 		s.scanForm(string(body), "body", true)
 		// An application that decodes php://input as JSON whatever
 		// the Content-Type says.
-		s.otherReading(func(o *loginScan) error { return o.scanJSON(body, true) })
+		s.otherReading(func(o *loginScan) error { return o.scanJSON(body) })
 	case mt == "multipart/form-data":
 		if err := s.scanMultipart(contentType, params, body); err != nil {
 			return "", true, err
 		}
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		if err := s.scanJSON(body, false); err != nil {
+		if err := s.scanJSON(body); err != nil {
 			return "", true, err
 		}
 		// An application that runs parse_str on php://input.
@@ -258,7 +282,7 @@ func (f *loginField) parse(contentType string, body []byte, query string) (strin
 		// reading the raw body (json_decode, parse_str, enctype
 		// text/plain) could still find the field. Refuse if any of
 		// those readings finds it.
-		s.otherReading(func(o *loginScan) error { return o.scanJSON(body, true) })
+		s.otherReading(func(o *loginScan) error { return o.scanJSON(body) })
 		s.otherReading(func(o *loginScan) error { o.scanForm(string(body), "body", false); return nil })
 	}
 	if s.found == 0 && s.reason == "" {
@@ -377,19 +401,12 @@ func (s *loginScan) scanForm(q, where string, strict bool) {
 		}
 		s.occurrence(exact, v, "the user field is spelled so that parsers disagree on it (PHP name mangling, case, or escapes)")
 	}
-	if s.found > 0 {
-		s.checkCharsetField(pairs)
-	}
-}
-
-// checkCharsetField looks for a _charset_ field that changes decoding.
-func (s *loginScan) checkCharsetField(pairs []string) {
 	for _, pair := range pairs {
+		// A _charset_ field (HTML's name for it) tells some frameworks
+		// how to decode the other fields.
 		key, value, _ := strings.Cut(pair, "=")
-		if k := phpDecode(key); strings.EqualFold(strings.TrimLeft(k, " "), "_charset_") {
-			if !utf8Charset(phpDecode(value)) {
-				s.charset = true
-			}
+		if k := phpDecode(key); strings.EqualFold(strings.TrimSpace(k), "_charset_") && !utf8Charset(phpDecode(value)) {
+			s.charset = true
 		}
 	}
 }
@@ -568,9 +585,8 @@ func looseEqual(a, b string) bool {
 	return true
 }
 
-// scanJSON reads a JSON body. lenient says the body is not declared as
-// JSON: a body that is not a JSON object is then simply not JSON.
-func (s *loginScan) scanJSON(body []byte, lenient bool) error {
+// scanJSON reads a JSON body: only an object can hold the user field.
+func (s *loginScan) scanJSON(body []byte) error {
 	if !utf8.Valid(body) || !json.Valid(body) {
 		// Go replaces invalid UTF-8, PHP refuses it; Python accepts NaN.
 		return fmt.Errorf("%w: not valid JSON", errMalformedLogin)
@@ -771,11 +787,9 @@ func (s *loginScan) scanMultipart(contentType string, params map[string]string, 
 	if bytes.Count(body, []byte("--"+boundary)) != parts+1 {
 		s.ambiguous("the multipart body holds its boundary where parsers disagree on it")
 	}
-	if s.found > 0 {
-		for _, cs := range charsets {
-			if !utf8Charset(cs) {
-				s.charset = true
-			}
+	for _, cs := range charsets {
+		if !utf8Charset(cs) {
+			s.charset = true
 		}
 	}
 	return nil
