@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -607,4 +608,116 @@ func FuzzLoginBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// phpParseMany runs parse_str on each string of the JSON list on its
+// standard input and prints, for each, the value PHP files at the path in
+// argv[1] (base64), false for a non-string, or null.
+const phpParseMany = `$path = json_decode($argv[1]);
+$out = [];
+foreach (json_decode(stream_get_contents(STDIN)) as $q) {
+	parse_str(base64_decode($q), $a);
+	$v = $a;
+	foreach ($path as $k) {
+		if (!is_array($v) || !array_key_exists($k, $v)) { $v = null; break; }
+		$v = $v[$k];
+	}
+	$out[] = is_string($v) ? base64_encode($v) : ($v === null ? null : false);
+}
+echo json_encode($out);`
+
+// TestLoginBodyRandomPHP builds thousands of bodies from the pieces the
+// attacks are made of and checks every one the gate accepts against
+// PHP's parse_str and Go's url.ParseQuery: the gate's user is theirs, and
+// where the gate finds no user field, neither finds one.
+func TestLoginBodyRandomPHP(t *testing.T) {
+	php, err := exec.LookPath("php")
+	if err != nil {
+		t.Skip("no php binary found: the cross-check against PHP's parser needs php-cli (installed by .ci/run)")
+	}
+	mutations := []func(r *rand.Rand, k string) string{
+		func(r *rand.Rand, k string) string { return k },
+		func(r *rand.Rand, k string) string { return k },
+		func(r *rand.Rand, k string) string { return []string{" ", "+", "%20", "%09", "."}[r.IntN(5)] + k },
+		func(r *rand.Rand, k string) string {
+			return k + []string{"[]", "[x]", "x", "%00x", "[", "]", " ", "%20", "=", "%3D"}[r.IntN(10)]
+		},
+		func(r *rand.Rand, k string) string { // replace one byte
+			i := r.IntN(len(k))
+			return k[:i] + []string{" ", ".", "[", "]", "_", "+", "%20", "%2E", "%5B", "%5D", "%5F", "%C5%BF", "%00", "%"}[r.IntN(14)] + k[i+1:]
+		},
+		func(r *rand.Rand, k string) string { // change case of one byte
+			i := r.IntN(len(k))
+			return k[:i] + strings.ToUpper(k[i:i+1]) + k[i+1:]
+		},
+		func(r *rand.Rand, k string) string { // percent-encode one byte
+			i := r.IntN(len(k))
+			return k[:i] + fmt.Sprintf("%%%02X", k[i]) + k[i+1:]
+		},
+	}
+	values := []string{"alice", "bob", "", "%zz", "a;b", "x%0Ay", "+carol+", "d%C3%A9", "%FF"}
+	for _, field := range []string{"username", "login[username]", "user_name"} {
+		f, _ := newLoginField(field)
+		rnd := rand.New(rand.NewPCG(7, uint64(len(field))))
+		var bodies []string
+		for range 3000 {
+			var pairs []string
+			for range 1 + rnd.IntN(3) {
+				k := field
+				for range rnd.IntN(3) {
+					k = mutations[rnd.IntN(len(mutations))](rnd, k)
+				}
+				if rnd.IntN(4) == 0 {
+					k = "other"
+				}
+				pairs = append(pairs, k+"="+values[rnd.IntN(len(values))])
+			}
+			sep := "&"
+			if rnd.IntN(8) == 0 {
+				sep = ";"
+			}
+			bodies = append(bodies, strings.Join(pairs, sep))
+		}
+		enc := make([]string, len(bodies))
+		for i, b := range bodies {
+			enc[i] = base64.StdEncoding.EncodeToString([]byte(b))
+		}
+		a1, _ := json.Marshal(enc)
+		a2, _ := json.Marshal(f.php)
+		cmd := exec.Command(php, "-n", "-r", phpParseMany, string(a2))
+		cmd.Stdin = bytes.NewReader(a1)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("php: %v", err)
+		}
+		var got []any
+		if err := json.Unmarshal(out, &got); err != nil || len(got) != len(bodies) {
+			t.Fatalf("php output: %v", err)
+		}
+		accepted, absent := 0, 0
+		for i, body := range bodies {
+			user, present, err := parseLoginUser(ctForm, []byte(body), "", field)
+			if err != nil {
+				continue
+			}
+			vals, _ := url.ParseQuery(body)
+			if !present {
+				absent++
+				if got[i] != nil || len(vals[field]) > 0 {
+					t.Errorf("field %s, body %q: the gate finds no user, PHP reads %v, Go %q", field, body, got[i], vals[field])
+				}
+				continue
+			}
+			accepted++
+			s, _ := got[i].(string)
+			p, _ := base64.StdEncoding.DecodeString(s)
+			if strings.TrimSpace(string(p)) != user || len(vals[field]) != 1 || strings.TrimSpace(vals[field][0]) != user {
+				t.Errorf("field %s, body %q: the gate reads %q, PHP %v (%q), Go %q", field, body, user, got[i], p, vals[field])
+			}
+		}
+		t.Logf("field %s: %d bodies, %d read as a user, %d without the field, the rest refused", field, len(bodies), accepted, absent)
+		if accepted == 0 || absent == 0 {
+			t.Errorf("field %s: the random bodies exercise nothing", field)
+		}
+	}
 }
