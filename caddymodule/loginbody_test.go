@@ -626,10 +626,20 @@ foreach (json_decode(stream_get_contents(STDIN)) as $q) {
 }
 echo json_encode($out);`
 
+// pyParseMany prints, for each base64 string of the JSON list on its
+// standard input, the values Python's parse_qsl gives the key in argv[1].
+const pyParseMany = `import base64, json, sys, urllib.parse
+out = []
+for q in json.load(sys.stdin):
+    pairs = urllib.parse.parse_qsl(base64.b64decode(q).decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace")
+    out.append([v for k, v in pairs if k == sys.argv[1]])
+print(json.dumps(out))`
+
 // TestLoginBodyRandomPHP builds thousands of bodies from the pieces the
 // attacks are made of and checks every one the gate accepts against
-// PHP's parse_str and Go's url.ParseQuery: the gate's user is theirs, and
-// where the gate finds no user field, neither finds one.
+// PHP's parse_str, Go's url.ParseQuery and Python's parse_qsl (where a
+// python3 is installed): the gate's user is theirs, and where the gate
+// finds no user field, none of them finds one.
 func TestLoginBodyRandomPHP(t *testing.T) {
 	php, err := exec.LookPath("php")
 	if err != nil {
@@ -694,11 +704,32 @@ func TestLoginBodyRandomPHP(t *testing.T) {
 		if err := json.Unmarshal(out, &got); err != nil || len(got) != len(bodies) {
 			t.Fatalf("php output: %v", err)
 		}
+		// Python's urllib (Django's QueryDict and werkzeug build on the
+		// same splitting), where a python3 is installed.
+		var pyVals [][]string
+		if py, err := exec.LookPath("python3"); err == nil {
+			cmd := exec.Command(py, "-c", pyParseMany, field)
+			cmd.Stdin = bytes.NewReader(a1)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("python3: %v", err)
+			}
+			if err := json.Unmarshal(out, &pyVals); err != nil || len(pyVals) != len(bodies) {
+				t.Fatalf("python3 output: %v", err)
+			}
+		}
 		accepted, absent := 0, 0
 		for i, body := range bodies {
 			user, present, err := parseLoginUser(ctForm, []byte(body), "", field)
 			if err != nil {
 				continue
+			}
+			if pyVals != nil {
+				if !present && len(pyVals[i]) > 0 {
+					t.Errorf("field %s, body %q: the gate finds no user, Python reads %q", field, body, pyVals[i])
+				} else if present && (len(pyVals[i]) != 1 || strings.TrimSpace(pyVals[i][0]) != user) {
+					t.Errorf("field %s, body %q: the gate reads %q, Python %q", field, body, user, pyVals[i])
+				}
 			}
 			vals, _ := url.ParseQuery(body)
 			if !present {
