@@ -103,7 +103,7 @@ func readLoginAttempt(r *http.Request, field string) (user string, present bool,
 		// read is not forwarded.
 		return "", true, errLoginBodyTooLarge
 	}
-	if len(r.Header.Values("Content-Type")) > 1 {
+	if len(body) > 0 && len(r.Header.Values("Content-Type")) > 1 {
 		// The gate, PHP's FastCGI and a proxied backend may each take a
 		// different one.
 		return "", true, fmt.Errorf("%w: more than one Content-Type header", errAmbiguousLogin)
