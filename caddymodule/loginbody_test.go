@@ -752,3 +752,24 @@ func TestLoginBodyRandomPHP(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseLoginUser measures reading a typical login: WordPress's
+// form, and a JSON login.
+func BenchmarkParseLoginUser(b *testing.B) {
+	form := []byte("log=alice&pwd=s3cret&rememberme=forever&wp-submit=Log+In&redirect_to=https%3A%2F%2Fexample.com%2Fwp-admin%2F&testcookie=1")
+	js := []byte(`{"username":"alice","password":"s3cret","remember":true,"device":{"name":"laptop","os":"linux"}}`)
+	b.Run("form", func(b *testing.B) {
+		for b.Loop() {
+			if u, _, err := parseLoginUser(ctForm, form, "", "log"); u != "alice" || err != nil {
+				b.Fatal(u, err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		for b.Loop() {
+			if u, _, err := parseLoginUser(ctJSON, js, "", "username"); u != "alice" || err != nil {
+				b.Fatal(u, err)
+			}
+		}
+	})
+}
