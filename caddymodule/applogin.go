@@ -152,6 +152,9 @@ func (a *AppLogin) validate() error {
 	if len(a.loginPaths()) == 0 || a.UsernameField == "" || len(a.cookieNames()) == 0 {
 		return fmt.Errorf("app_login: path, username_field and session_cookie are required")
 	}
+	if err := checkLoginField(a.UsernameField); err != nil {
+		return fmt.Errorf("app_login: username_field: %v", err)
+	}
 	type glob struct{ name, glob string }
 	var globs []glob
 	for _, p := range a.loginPaths() {

@@ -395,9 +395,12 @@ func TestUsernameFrom(t *testing.T) {
 		{"application/json", `{"other":{"user":"x"},"user":"dave"}`, "user", "dave", false},
 		{mw2ct, mp2.String(), "user", "", true},
 	} {
-		got, err := usernameFrom(tc.ct, []byte(tc.body), tc.field)
-		if tc.fails != (err != nil) || got != tc.want {
-			t.Errorf("usernameFrom(%q, %q, %q) = %q, %v", tc.ct, trim(tc.body), tc.field, got, err)
+		got, _, err := parseLoginUser(tc.ct, []byte(tc.body), "", tc.field)
+		if err == nil {
+			_, err = identify(got)
+		}
+		if tc.fails != (err != nil) || (!tc.fails && got != tc.want) {
+			t.Errorf("parseLoginUser(%q, %q, %q) = %q, %v", tc.ct, trim(tc.body), tc.field, got, err)
 		}
 	}
 }
@@ -459,7 +462,10 @@ func TestReadLoginUserCanonicalAndUnambiguous(t *testing.T) {
 	} {
 		r := httptest.NewRequest("POST", tc.target, strings.NewReader(tc.body))
 		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		got, err := h.readLoginUser(r)
+		got, _, err := readLoginAttempt(r, h.AppLogin.UsernameField)
+		if err == nil {
+			got, err = identify(got)
+		}
 		if got != tc.want || (tc.want == "") != (err != nil) {
 			t.Errorf("%s %q: user %q, err %v; want %q", tc.target, tc.body, got, err, tc.want)
 		}

@@ -18,7 +18,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -136,46 +135,6 @@ func checkSafeReturn(t *testing.T, target, prefix string) {
 			fail(fmt.Sprintf("decoded path %q is a gate page", p))
 		}
 	}
-}
-
-// FuzzUsernameFrom: the login-body parser never panics, and a user name it
-// returns is usable as an identity (non-empty, bounded, trimmed, no NUL or
-// line breaks). readLoginUser gives the same answer and hands the body on
-// to the application byte for byte.
-func FuzzUsernameFrom(f *testing.F) {
-	f.Add("application/x-www-form-urlencoded", []byte("username=alice&password=x"), "username")
-	f.Fuzz(func(t *testing.T, contentType string, body []byte, field string) {
-		user, err := usernameFrom(contentType, body, field)
-		if err != nil {
-			if user != "" {
-				t.Fatalf("usernameFrom returned %q with error %v", user, err)
-			}
-		} else {
-			switch {
-			case user == "":
-				t.Fatal("empty user name without an error")
-			case len(canonicalUser(user)) > maxUserName:
-				t.Fatalf("user name of %d bytes once folded", len(canonicalUser(user)))
-			case strings.TrimSpace(user) != user:
-				t.Fatalf("user name %q not trimmed", user)
-			case strings.ContainsAny(user, "\x00\r\n"):
-				t.Fatalf("user name %q contains NUL, CR or LF", user)
-			}
-		}
-
-		h := &Handler{AppLogin: &AppLogin{UsernameField: field}}
-		r := httptest.NewRequest(http.MethodPost, "/login", bytes.NewReader(body))
-		r.Header["Content-Type"] = []string{contentType}
-		user2, err2 := h.readLoginUser(r)
-		rest, rerr := io.ReadAll(r.Body)
-		if rerr != nil || !bytes.Equal(rest, body) {
-			t.Fatalf("body handed on changed: read %d bytes (%v), sent %d", len(rest), rerr, len(body))
-		}
-		// readLoginUser gives the canonical form of what usernameFrom reads.
-		if len(body) <= maxLoginBody && (err == nil && user2 != canonicalUser(user) || (err2 == nil) != (err == nil)) {
-			t.Fatalf("readLoginUser = %q, %v; usernameFrom = %q (canonical %q), %v", user2, err2, user, canonicalUser(user), err)
-		}
-	})
 }
 
 // Fixed key material and cookie contents for FuzzSessionCookie. The seed
