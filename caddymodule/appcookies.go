@@ -42,13 +42,21 @@ const cookieSpace = " \t\r\n\v\f"
 // way the application platforms do: ';' separates, white space around
 // names and values goes, empty parts are skipped, a part without '=' is a
 // name with an empty value (PHP). Unlike net/http it never drops a part,
-// and it refuses a request with more than maxCookieParts parts.
+// and it refuses a request with more than maxCookieParts parts, empty
+// ones included.
 func parseCookieHeader(lines []string) ([]cookiePart, error) {
 	n := 0
 	for _, line := range lines {
 		n += strings.Count(line, ";") + 1
 	}
-	parts := make([]cookiePart, 0, min(n, maxCookieParts))
+	// Empty parts count too: Go's parser gives up on the whole header
+	// past 3000 parts, empty ones included, and no browser sends a
+	// header of hundreds of empty parts. Such a request is refused, not
+	// quietly cleaned up.
+	if n > maxCookieParts {
+		return nil, errTooManyCookies
+	}
+	parts := make([]cookiePart, 0, n)
 	for _, line := range lines {
 		for p := range strings.SplitSeq(line, ";") {
 			p = strings.Trim(p, cookieSpace)

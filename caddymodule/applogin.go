@@ -899,13 +899,18 @@ type appCookieWatcher struct {
 	ar    *appRequest
 	t     time.Time
 	bound bool // forwarded with the bound cookies of ar.user
+	// gateSID is the browser's 2FA session ID, read before the gate's
+	// cookies were stripped from the request.
+	gateSID []byte
 	wrote bool
 	err   error
 }
 
 // watchAppResponse wraps w in an appCookieWatcher.
 func (h *Handler) watchAppResponse(w http.ResponseWriter, r *http.Request, ar *appRequest, t time.Time, bound bool) *appCookieWatcher {
-	return &appCookieWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, r: r, ar: ar, t: t, bound: bound}
+	// The gate's cookies are stripped before the request is forwarded:
+	// the 2FA session an application logout must end is read now.
+	return &appCookieWatcher{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, h: h, r: r, ar: ar, t: t, bound: bound, gateSID: h.readCookie(r, sessionCookie)}
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -970,12 +975,30 @@ func (fw *appCookieWatcher) follow() {
 		return
 	}
 	ctx := r.Context()
+	// A response that clears a bound cookie is a logout, even when it
+	// also starts a new session (PHP's session_destroy then
+	// session_start): that new session is the anonymous one of a
+	// logged-out browser and inherits nothing. Rotation
+	// (session_regenerate_id) sets the new value without clearing.
+	logout := false
+	for _, c := range set {
+		if c.cleared && boundByName[c.name] != nil {
+			logout = true
+		}
+	}
 	cleared, renewed := 0, false
+	var anon []anonEntry
 	for _, c := range set {
 		if !matchCookieName(names, c.name) {
 			continue
 		}
 		old := boundByName[c.name]
+		if logout && !c.cleared {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				anon = append(anon, anonEntry{key: anonKey(h.keys, c.name, c.value), issued: fw.t})
+			}
+			continue
+		}
 		if c.cleared {
 			if old != nil {
 				fw.err = errors.Join(fw.err, h.store.DeleteSession(ctx, h.Realm, old.id))
@@ -997,6 +1020,12 @@ func (fw *appCookieWatcher) follow() {
 	}
 	if cleared > 0 && cleared == len(boundByName) && !renewed {
 		// The application logged the user out: so does the gate.
-		fw.err = errors.Join(fw.err, h.endGateSession(fw.ResponseWriterWrapper.ResponseWriter, r))
+		if fw.gateSID != nil {
+			fw.err = errors.Join(fw.err, h.store.DeleteSession(ctx, h.Realm, string(fw.gateSID)))
+			h.clearCookie(fw.ResponseWriterWrapper.ResponseWriter, r, sessionCookie)
+		}
+	}
+	if len(anon) > 0 {
+		fw.err = errors.Join(fw.err, h.writeAnon(fw.ResponseWriterWrapper.ResponseWriter, r, withAnon(fw.ar.anon, nil, anon)))
 	}
 }

@@ -648,12 +648,26 @@ func TestAppRuleSuccessSignal(t *testing.T) {
 	b.post("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}}).expect(t, http.StatusFound)
 	b.get("/.2fa/enroll").expect(t, http.StatusForbidden)
 
-	// Kept ID, same path with another query: a success.
+	// Kept ID, the login page with a parameter added: what a failed
+	// login looks like ("/login?error=1"), so not a success by default.
 	q := &ruleApp{name: "PHPSESSID", keepID: true, loginLoc: "/login?welcome=1"}
 	s = startRuleSite(t, q, "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID")
 	b = s.browser("")
 	b.get("/login")
+	b.post("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}}).expect(t, http.StatusFound)
+	b.get("/.2fa/enroll").expect(t, http.StatusForbidden)
+	// ... unless the operator names it.
+	s = startRuleSite(t, q, "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID\n\t\t\tsuccess location /login?welcome=*")
+	b = s.browser("")
+	b.get("/login")
 	b.post("/login", url.Values{"username": {"alice"}, "password": {"wonderland"}}).expectRedirect(t, "/.2fa/enroll")
+	// Kept ID, the same path with the login request's parameter changed:
+	// a success (a front controller's "index.php?page=home").
+	fc := &ruleApp{name: "PHPSESSID", keepID: true, loginLoc: "/login?page=home"}
+	s = startRuleSite(t, fc, "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID")
+	b = s.browser("")
+	b.get("/login?page=login")
+	b.do("POST", "/login?page=login", strings.NewReader("username=alice&password=wonderland"), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}).expectRedirect(t, "/.2fa/enroll")
 
 	// success location: only a redirect there binds.
 	loc := &ruleApp{name: "PHPSESSID", loginLoc: "/admin/index"}

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
@@ -371,7 +372,7 @@ func TestUsernameFrom(t *testing.T) {
 	}{
 		{"application/x-www-form-urlencoded", "user=alice&password=x", "user", "alice", false},
 		{"application/x-www-form-urlencoded; charset=UTF-8", "user=%C3%BCmlaut", "user", "ümlaut", false},
-		{"", "user=bob", "user", "bob", false},
+		{"", "user=bob", "user", "", true}, // no form type: PHP and Go read no form, a parser that sniffs would
 		{"application/json", `{"user":"dave"}`, "user", "dave", false},
 		{"application/json", `{"login":{"email":"e@x.org"}}`, "login.email", "e@x.org", false},
 		{"application/vnd.api+json", `{"user":"frank"}`, "user", "frank", false},
@@ -395,7 +396,10 @@ func TestUsernameFrom(t *testing.T) {
 		{"application/json", `{"other":{"user":"x"},"user":"dave"}`, "user", "dave", false},
 		{mw2ct, mp2.String(), "user", "", true},
 	} {
-		got, _, err := parseLoginUser(tc.ct, []byte(tc.body), "", tc.field)
+		got, present, err := parseLoginUser(tc.ct, []byte(tc.body), "", tc.field)
+		if err == nil && !present {
+			err = errors.New("no user field")
+		}
 		if err == nil {
 			_, err = identify(got)
 		}

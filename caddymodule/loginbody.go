@@ -440,7 +440,6 @@ func phpDecode(s string) string {
 	return string(b)
 }
 
-
 // formKeyRelation tells whether a (decoded) form field name could be read
 // as the user field by some common parser (rel), and whether it is the
 // user field spelled exactly as configured (exact).

@@ -25,12 +25,13 @@ import (
 //	success location <glob>
 //	success cookie <name or glob>
 type LoginSuccess struct {
-	// Redirect: the response is a redirect (3xx) and it either sets a new
-	// value for a session cookie, or keeps the pre-login session (the
-	// anonymous session cookie the login request carried) and its
-	// Location leads away from the login URL (another path of this site,
-	// or the same path with another query). The default when no success
-	// is given.
+	// Redirect: the response is a redirect (3xx) whose Location leads
+	// away from the login page (another path of this site, or the same
+	// path with a query that drops or changes a parameter of the login
+	// request's; not the login page with parameters added, such as
+	// ?error=1), and it either sets a new value for a session cookie or
+	// keeps the pre-login session (the anonymous session cookie the login
+	// request carried). The default when no success is given.
 	Redirect bool `json:"redirect,omitempty"`
 	// Status: the response's status code is one of these.
 	Status []int `json:"status,omitempty"`
@@ -150,7 +151,10 @@ func (h *Handler) judgeLogin(r *http.Request, sent map[string]string, status int
 	}
 	ok := true
 	if sig.Redirect {
-		ok = status >= 300 && status < 400 && (len(o.fresh) > 0 || (len(kept) > 0 && leadsAway(r, hdr.Get("Location"))))
+		// A redirect back to the login page (a failed login that sends
+		// the browser to "/login?error=1" with a fresh session cookie)
+		// is no success, whatever cookies it sets.
+		ok = status >= 300 && status < 400 && (len(o.fresh) > 0 || len(kept) > 0) && leadsAway(r, hdr.Get("Location"))
 	}
 	if ok && len(sig.Status) > 0 {
 		ok = slices.Contains(sig.Status, status)
@@ -193,17 +197,33 @@ func resolveLocation(r *http.Request, loc string) *url.URL {
 	return base.ResolveReference(&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery})
 }
 
-// leadsAway reports whether Location leads away from the login URL: to
-// another path of this site, or to the same path with another query. A
-// Location to another host (or one that does not parse) does not count:
-// with the session ID unchanged, nothing else tells a success from a
-// failure, so the gate does not guess.
+// leadsAway reports whether Location leads away from the login page: to
+// another path of this site, or to the same path with a query that does
+// not keep every parameter of the login request's query. The same page
+// with parameters added ("/login?error=1", "index.php?page=login&failed=1")
+// is the login page again: the usual answer to a failed login. A Location
+// to another host (or one that does not parse, or none) does not count:
+// nothing there tells a success from a failure, so the gate does not guess.
 func leadsAway(r *http.Request, loc string) bool {
 	u := resolveLocation(r, loc)
 	if u == nil {
 		return false
 	}
-	return path.Clean(u.Path) != path.Clean(r.URL.Path) || u.RawQuery != r.URL.RawQuery
+	if path.Clean(u.Path) != path.Clean(r.URL.Path) {
+		return true
+	}
+	to, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
+		return true
+	}
+	for k, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if !slices.Contains(to[k], v) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // locationMatches applies a success location glob to Location.
