@@ -63,6 +63,8 @@ type app struct {
 	// installs them.
 	files       []string
 	aptPackages string
+	// mariadb says the application needs the local MariaDB.
+	mariadb bool
 	// setup installs the application into dir for the site at port and
 	// returns the site block's body (the lines after two_factor) and the
 	// two_factor block's app_login recipe. It runs before Caddy starts.
@@ -78,6 +80,17 @@ func (a *app) needed(t *testing.T) bool {
 	for _, f := range a.files {
 		if _, err := os.Stat(f); err != nil {
 			msg := fmt.Sprintf("%s is not installed (%s missing): sudo apt-get install -y %s", a.name, f, a.aptPackages)
+			if os.Getenv("CI") == "true" {
+				t.Errorf("%s", msg)
+			} else {
+				t.Logf("skipping: %s", msg)
+			}
+			return false
+		}
+	}
+	if a.mariadb {
+		if out, err := mysqlCommand("SELECT 1").CombinedOutput(); err != nil {
+			msg := fmt.Sprintf("%s needs MariaDB, and its root cannot connect over the local socket (%v: %s): sudo service mariadb start", a.name, err, strings.TrimSpace(string(out)))
 			if os.Getenv("CI") == "true" {
 				t.Errorf("%s", msg)
 			} else {

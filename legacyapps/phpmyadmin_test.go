@@ -37,6 +37,7 @@ func phpmyadminApp() *app {
 		name:        "phpmyadmin",
 		files:       []string{"/usr/share/phpmyadmin/index.php", "/usr/share/phpmyadmin/libraries/vendor_config.php"},
 		aptPackages: "phpmyadmin php-fpm php-mysql mariadb-server",
+		mariadb:     true,
 		setup:       p.setup,
 		suite:       p.suite,
 	}

@@ -34,6 +34,7 @@ func wordpressApp() *app {
 		name:        "wordpress",
 		files:       []string{"/usr/share/wordpress/wp-login.php", "/usr/share/php/getid3/getid3.php"},
 		aptPackages: "wordpress php-fpm php-cli php-mysql mariadb-server",
+		mariadb:     true,
 		setup:       wp.setup,
 		suite:       wp.suite,
 	}
