@@ -175,6 +175,7 @@ func TestLegacyApps(t *testing.T) {
 	}
 }
 
+// indent prefixes every non-empty line of s.
 func indent(s, prefix string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	for i, l := range lines {
@@ -196,6 +197,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// loadCaddyfile adapts cfg and loads it into the in-process Caddy.
 func loadCaddyfile(t *testing.T, cfg string) {
 	t.Helper()
 	adapter := caddyconfig.GetAdapter("caddyfile")
@@ -440,6 +442,7 @@ type browser struct {
 	accept string
 }
 
+// browser returns a new browser with an empty cookie jar.
 func (s *site) browser(t *testing.T) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{
@@ -468,6 +471,7 @@ func (b *browser) url(target string) string {
 	return b.s.base + target
 }
 
+// do sends a request with the jar's cookies and reads the answer.
 func (b *browser) do(method, target string, body io.Reader, header http.Header) response {
 	b.t.Helper()
 	req, err := http.NewRequest(method, b.url(target), body)
@@ -493,6 +497,7 @@ func (b *browser) do(method, target string, body io.Reader, header http.Header) 
 	return response{resp, string(data)}
 }
 
+// get is a GET with the jar's cookies.
 func (b *browser) get(target string) response { b.t.Helper(); return b.do("GET", target, nil, nil) }
 
 // sameOrigin are the headers a browser sends with a same-origin form post.
@@ -542,6 +547,7 @@ func (b *browser) cookie(name, path string) string {
 	return ""
 }
 
+// cookies returns the cookies the browser would send to path.
 func (b *browser) cookies(path string) []*http.Cookie {
 	u, _ := url.Parse(b.s.base + path)
 	return b.jar.Cookies(u)
@@ -578,6 +584,7 @@ func (from *browser) stealAppCookies(t *testing.T, paths ...string) *browser {
 	return thief
 }
 
+// expect fails unless r has the status.
 func (r response) expect(t *testing.T, status int) response {
 	t.Helper()
 	if r.StatusCode != status {
@@ -586,6 +593,7 @@ func (r response) expect(t *testing.T, status int) response {
 	return r
 }
 
+// location is the answer's Location header.
 func (r response) location() string { return r.Header.Get("Location") }
 
 // contains fails unless the body holds every one of subs.
@@ -621,6 +629,7 @@ func (r response) toGate() bool {
 	return false
 }
 
+// trim shortens a body for a failure message.
 func trim(s string) string {
 	if len(s) > 3000 {
 		return s[:3000] + "…"
@@ -635,21 +644,7 @@ var (
 	reRecovery = regexp.MustCompile(`\b[0-9a-hjkmnp-tv-z]{5}-[0-9a-hjkmnp-tv-z]{5}\b`)
 )
 
-// inputValue returns the value of the form input named name in a page.
-func inputValue(t *testing.T, r response, name string) string {
-	t.Helper()
-	re := regexp.MustCompile(`<input[^>]*name=["']` + regexp.QuoteMeta(name) + `["'][^>]*>`)
-	in := re.FindString(r.body)
-	if in == "" {
-		t.Fatalf("%s: no input %q in page:\n%s", r.Request.URL, name, trim(r.body))
-	}
-	m := regexp.MustCompile(`value=["']([^"']*)["']`).FindStringSubmatch(in)
-	if m == nil {
-		return ""
-	}
-	return html.UnescapeString(m[1])
-}
-
+// csrfOf returns the gate page's CSRF token.
 func csrfOf(t *testing.T, r response) string {
 	t.Helper()
 	m := reValue.FindStringSubmatch(reCSRF.FindString(r.body))
@@ -756,6 +751,7 @@ func (b *browser) challenge(r response, key *totpKey, trust bool) response {
 	return b.post("/.2fa/challenge", form)
 }
 
+// optionalInput is the value of the input named name, or "".
 func optionalInput(r response, name string) string {
 	re := regexp.MustCompile(`<input[^>]*name=["']` + regexp.QuoteMeta(name) + `["'][^>]*>`)
 	m := reValue.FindStringSubmatch(re.FindString(r.body))

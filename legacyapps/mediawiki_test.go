@@ -29,6 +29,7 @@ type mediawiki struct {
 	verdict verdict
 }
 
+// mediawikiApp is MediaWiki on SQLite, admin Alice and Bob.
 func mediawikiApp() *app {
 	mw := &mediawiki{alicePW: "alice-" + randomHex(8), bobPW: "bob-" + randomHex(8), keys: map[string]*totpKey{}}
 	mw.verdict = verdict{loggedIn: mwLoggedIn, anonymous: mwAnonymous}
@@ -41,6 +42,8 @@ func mediawikiApp() *app {
 	}
 }
 
+// setup copies the tree and runs MediaWiki's CLI installer into a fresh
+// SQLite database, then creates Bob.
 func (mw *mediawiki) setup(t *testing.T, dir string, port int, fpm func(string) string) (string, string) {
 	root := filepath.Join(dir, "www")
 	shadowTree(t, "/usr/share/mediawiki", root, "LocalSettings.php", "images")
@@ -82,6 +85,8 @@ file_server`, root, sock)
 
 var reMWUserID = regexp.MustCompile(`"userinfo":\{"id":([0-9]+)`)
 
+// mwLoggedIn reports whether MediaWiki answered as user (its page config
+// or api.php's userinfo).
 func mwLoggedIn(r response, user string) bool {
 	if strings.Contains(r.body, `"wgUserName":"`+user+`"`) {
 		return true
@@ -90,6 +95,7 @@ func mwLoggedIn(r response, user string) bool {
 	return m != nil && m[1] != "0"
 }
 
+// mwAnonymous reports whether MediaWiki answered as to an anonymous visitor.
 func mwAnonymous(r response) bool {
 	switch {
 	case strings.Contains(r.body, `"wgUserName":null`):
@@ -131,6 +137,8 @@ func (mw *mediawiki) probes() []probe {
 	}
 }
 
+// suite runs the MediaWiki checks in order: later ones use Alice's
+// verified browser.
 func (mw *mediawiki) suite(t *testing.T, s *site) {
 	mw.s = s
 	v := mw.verdict
@@ -269,6 +277,7 @@ func (mw *mediawiki) suite(t *testing.T, s *site) {
 	})
 }
 
+// disagreements are issue 13's six attacks, adapted to MediaWiki.
 func (mw *mediawiki) disagreements(t *testing.T, alice *browser) {
 	s, v, probes := mw.s, mw.verdict, mw.probes()
 	cookies := map[string]string{}

@@ -30,6 +30,8 @@ type phpmyadmin struct {
 	verdict verdict
 }
 
+// phpmyadminApp is phpMyAdmin with cookie authentication against two
+// MariaDB accounts (alice and bob, uniquely named per run).
 func phpmyadminApp() *app {
 	p := &phpmyadmin{users: map[string]string{}, keys: map[string]*totpKey{}}
 	p.verdict = verdict{loggedIn: pmaLoggedIn, anonymous: pmaAnonymous, someone: pmaSomeone}
@@ -43,6 +45,8 @@ func phpmyadminApp() *app {
 	}
 }
 
+// setup copies the tree with a vendor_config.php that points at a
+// config.inc.php and temporary directory of the test's own.
 func (p *phpmyadmin) setup(t *testing.T, dir string, port int, fpm func(string) string) (string, string) {
 	root := filepath.Join(dir, "www")
 	shadowTree(t, "/usr/share/phpmyadmin", root, "libraries/vendor_config.php")
@@ -95,10 +99,13 @@ file_server`, root, sock)
 	return phpmyadminRecipe, body
 }
 
+// pmaLoggedIn reports whether phpMyAdmin answered as user.
 func pmaLoggedIn(r response, user string) bool {
 	return strings.Contains(r.body, user+"@localhost") || strings.Contains(r.body, `"user":"`+user+`"`)
 }
 
+// pmaAnonymous reports whether phpMyAdmin answered as to a visitor who is
+// not logged in.
 func pmaAnonymous(r response) bool {
 	switch {
 	case strings.Contains(r.body, `name="pma_username"`):
@@ -140,6 +147,7 @@ func (p *phpmyadmin) login(b *browser, user, password string) response {
 
 var rePMAToken = regexp.MustCompile(`"token":"([0-9a-f]+)"|name="token" value="([0-9a-f]+)"|token=([0-9a-f]{32})`)
 
+// pmaToken is the session's CSRF token from a phpMyAdmin page.
 func pmaToken(r response) string {
 	m := rePMAToken.FindStringSubmatch(r.body)
 	if m == nil {
@@ -163,6 +171,8 @@ func (p *phpmyadmin) probes(token string) []probe {
 	}
 }
 
+// suite runs the phpMyAdmin checks in order: later ones use alice's
+// verified browser.
 func (p *phpmyadmin) suite(t *testing.T, s *site) {
 	p.s = s
 	v := p.verdict
@@ -271,6 +281,7 @@ func (p *phpmyadmin) suite(t *testing.T, s *site) {
 	})
 }
 
+// disagreements are issue 13's six attacks, adapted to phpMyAdmin.
 func (p *phpmyadmin) disagreements(t *testing.T, alice *browser, probes []probe) {
 	s, v := p.s, p.verdict
 	var parts []string

@@ -27,6 +27,7 @@ type wordpress struct {
 	verdict verdict
 }
 
+// wordpressApp is WordPress on MariaDB, admin alice and editor bob.
 func wordpressApp() *app {
 	wp := &wordpress{alicePW: "alice-" + randomHex(6), bobPW: "bob-" + randomHex(6), keys: map[string]*totpKey{}}
 	wp.verdict = verdict{loggedIn: wpLoggedIn, anonymous: wpAnonymous, someone: wpSomeone}
@@ -40,6 +41,8 @@ func wordpressApp() *app {
 	}
 }
 
+// setup copies the tree, writes wp-config.php for a fresh database, and
+// installs WordPress with its own installer (wp_install) from the CLI.
 func (wp *wordpress) setup(t *testing.T, dir string, port int, fpm func(string) string) (string, string) {
 	root := filepath.Join(dir, "www")
 	shadowTree(t, "/usr/share/wordpress", root, "wp-config.php", ".htaccess")
@@ -117,7 +120,7 @@ func (wp *wordpress) login(b *browser, user, password string) response {
 	})
 }
 
-// loggedIn reports whether a response is WordPress talking to user.
+// wpLoggedIn reports whether a response is WordPress talking to user.
 func wpLoggedIn(r response, user string) bool {
 	return strings.Contains(r.body, `class="display-name">`+user+`<`) ||
 		strings.Contains(r.body, `"wp-auth-check":true`) ||
@@ -181,6 +184,9 @@ func wpSomeone(r response) bool {
 	}
 	return false
 }
+
+// suite runs the WordPress checks in order: later ones use alice's
+// verified browser.
 func (wp *wordpress) suite(t *testing.T, s *site) {
 	wp.s = s
 	var alice *browser
