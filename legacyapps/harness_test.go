@@ -383,7 +383,10 @@ php_admin_value[memory_limit] = 256M
 		t.Fatal(err)
 	}
 	cmd := exec.Command(fpmBinary(t), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// If the test binary dies (a timeout, ^C), php-fpm goes with it rather
+	// than keep a pool running (Pdeathsig fires when the starting thread
+	// exits, which Go only does for locked threads; none are here).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	logf, _ := os.Create(filepath.Join(dir, "fpm.stderr"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
