@@ -567,6 +567,22 @@ func (b *browser) setCookie(name, value, path string) {
 // application.
 func isGateCookie(name string) bool { return strings.HasPrefix(name, "2fa_") }
 
+// gateSession returns the gate's session cookies in the browser (their
+// names carry the realm), for a test that replays them with old
+// application cookies.
+func (b *browser) gateSession() []*http.Cookie {
+	var out []*http.Cookie
+	for _, c := range b.cookies("/") {
+		if strings.HasPrefix(c.Name, "2fa_session") {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		b.t.Fatal("the browser holds no gate session")
+	}
+	return out
+}
+
 // stealAppCookies copies from's application cookies (not the gate's) for
 // each of paths into a fresh browser, as a thief with a copy of the
 // cookie store would.

@@ -183,7 +183,7 @@ func (mw *mediawiki) suite(t *testing.T, s *site) {
 			t.Fatal("trusted device not in")
 		}
 		before := b.stealAppCookies(t, "/")
-		gate := b.cookie("2fa_session", "/")
+		gate := b.gateSession()
 		// MediaWiki's logout is a POST with the edit token.
 		page := b.get("/index.php?title=Special:UserLogout").expect(t, http.StatusOK)
 		action, form := loginForm(t, page, "wpEditToken")
@@ -194,8 +194,8 @@ func (mw *mediawiki) suite(t *testing.T, s *site) {
 		if mwLoggedIn(b.get("/index.php?title=Special:Preferences"), "Alice") {
 			t.Fatal("still logged in after logout")
 		}
-		if gate != "" {
-			before.setCookie("2fa_session", gate, "/")
+		for _, c := range gate {
+			before.setCookie(c.Name, c.Value, "/")
 		}
 		v.assertNotIn(t, "cookies from before logout", before, "Alice", probes)
 		r = mw.login(b, "Alice", mw.alicePW, false)

@@ -248,7 +248,7 @@ func (wp *wordpress) suite(t *testing.T, s *site) {
 			t.Fatal("trusted device not in")
 		}
 		before := b.stealAppCookies(t, wpCookiePaths...)
-		gate := b.cookie("2fa_session", "/")
+		gate := b.gateSession()
 		// WordPress's own logout (its nonce is on the page).
 		m := regexp.MustCompile(`wp-login\.php\?action=logout&(?:amp;|#038;)_wpnonce=([0-9a-f]+)`).FindStringSubmatch(page.body)
 		if m == nil {
@@ -259,8 +259,8 @@ func (wp *wordpress) suite(t *testing.T, s *site) {
 			t.Fatalf("logout: %d %q", r.StatusCode, r.location())
 		}
 		// The old cookies, even with the old gate session, get nowhere.
-		if gate != "" {
-			before.setCookie("2fa_session", gate, "/")
+		for _, c := range gate {
+			before.setCookie(c.Name, c.Value, "/")
 		}
 		wp.verdict.assertNotIn(t, "cookies from before logout", before, "alice", wp.probes(heartbeat, rest))
 		// The trusted device logs in again without a code.
