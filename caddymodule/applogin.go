@@ -660,6 +660,25 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 	if hook := loginMarkerHook.Load(); hook != nil {
 		(*hook)()
 	}
+	// A user verified here who logs in again as themself hands the
+	// application the session it knows: the request would carry it to
+	// any other page anyway. (phpMyAdmin's logout keeps its session ID;
+	// withheld, the next login fails on a token that lives in it.)
+	own := false
+	if ar.user != "" && canonicalUser(ar.user) == canonicalUser(user) {
+		_, stored, ok, err := h.userName(w, r, user)
+		if !ok {
+			return err
+		}
+		if _, own, err = h.verifiedSession(w, r, stored, t); err != nil {
+			return h.unavailable(w, r, err)
+		}
+	}
+	for _, c := range ar.cands {
+		if own && c.state == cookieBound {
+			sent[c.name] = c.value
+		}
+	}
 	for _, c := range ar.cands {
 		if c.state != cookieAnon {
 			continue
@@ -683,11 +702,13 @@ func (h *Handler) watchLogin(w http.ResponseWriter, r *http.Request, next caddyh
 		sentKeys = append(sentKeys, c.key)
 	}
 	// The application never sees the gate's cookies, nor a session
-	// cookie that is not anonymous (a bound one is never handed to a
-	// login, whoever it belongs to); the gate reads its own again after
-	// the application answered.
+	// cookie that is not anonymous (a bound one reaches a login only as
+	// above: its own user's, verified in this browser); the gate reads its
+	// own again after the application answered.
 	gateCookies := slices.Clone(r.Header["Cookie"])
-	ar.setHeader(r, func(c *appCookie) bool { return c.state == cookieAnon && sent[c.name] == c.value })
+	ar.setHeader(r, func(c *appCookie) bool {
+		return (c.state == cookieAnon || own && c.state == cookieBound) && sent[c.name] == c.value
+	})
 	h.stripGateCookies(r)
 	repl.Set("http.two_factor.user", "")
 	repl.Set("http.two_factor.method", "")

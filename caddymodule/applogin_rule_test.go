@@ -918,3 +918,42 @@ func TestLeadsAway(t *testing.T) {
 		}
 	}
 }
+
+// TestAppRuleReloginAsSelf: a login attempt carries the browser's bound
+// session only when it is this browser's own, verified user logging in
+// again (phpMyAdmin keeps its session ID across its logout); for another
+// user, or with a stolen cookie and the password but no second factor, the
+// bound cookie never reaches the application.
+func TestAppRuleReloginAsSelf(t *testing.T) {
+	app := &ruleApp{name: "PHPSESSID", keepID: true, loginLoc: "/home"}
+	s := startRuleSite(t, app, "\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie PHPSESSID")
+	alice := s.browser("")
+	alice.get("/login")
+	ruleEnroll(t, alice, "alice")
+	sess := alice.cookie(app.name)
+	login := func(b *browser, user, password string) string {
+		t.Helper()
+		app.drain()
+		b.post("/login", url.Values{"username": {user}, "password": {password}})
+		for len(app.seen) > 0 {
+			if h := <-app.seen; strings.Contains(h, sess) {
+				return h
+			}
+		}
+		return ""
+	}
+	// Alice again, verified here: the app gets her session.
+	if h := login(alice, "alice", "wonderland"); h == "" {
+		t.Error("alice's own re-login did not carry her session")
+	}
+	// Alice's browser, logging in as bob: withheld.
+	if h := login(alice, "bob", "builder"); h != "" {
+		t.Errorf("a login as bob carried alice's session: %q", h)
+	}
+	// A thief with alice's cookie and password, no second factor: withheld.
+	thief := s.browser("")
+	thief.setCookie(app.name, sess)
+	if h := login(thief, "alice", "wonderland"); h != "" {
+		t.Errorf("a stolen cookie reached the app with a password login: %q", h)
+	}
+}

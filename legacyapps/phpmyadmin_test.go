@@ -17,9 +17,14 @@ import (
 // reaches it is watched. The session cookie and pmaAuth-<server> (the
 // encrypted password) authenticate; pmaUser-<server> only fills in the
 // user name on the form.
+//
+// A successful login redirects to the very index.php?route=/ it was posted
+// to, which the default signal takes for the login page again; the
+// pmaAuth cookie is set only by a successful login, so it is the signal.
 const phpmyadminRecipe = `path / /index.php
 username_field pma_username
-session_cookie phpMyAdmin phpMyAdmin_https pmaAuth-*`
+session_cookie phpMyAdmin phpMyAdmin_https pmaAuth-*
+success cookie pmaAuth-*`
 
 type phpmyadmin struct {
 	s       *site
