@@ -923,8 +923,8 @@ type appCookieWatcher struct {
 	// gateSID is the browser's 2FA session ID, read before the gate's
 	// cookies were stripped from the request.
 	gateSID []byte
-	wrote bool
-	err   error
+	wrote   bool
+	err     error
 }
 
 // watchAppResponse wraps w in an appCookieWatcher.
