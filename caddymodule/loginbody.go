@@ -131,8 +131,8 @@ func (f *loginField) cookieDisagrees(headers []string, user string) bool {
 		for _, c := range strings.Split(h, ";") {
 			name, value, _ := strings.Cut(strings.TrimLeft(c, " \t"), "=")
 			r1, _ := f.formKeyRelation(name)
-			r2, _ := f.formKeyRelation(phpDecode(name))
-			if (r1 || r2) && strings.TrimSpace(phpDecode(value)) != user {
+			r2, _ := f.formKeyRelation(phpURLDecode(name))
+			if (r1 || r2) && strings.TrimSpace(phpURLDecode(value)) != user {
 				return true
 			}
 		}
@@ -405,7 +405,7 @@ func (s *loginScan) scanForm(q, where string, strict bool) {
 		// A _charset_ field (HTML's name for it) tells some frameworks
 		// how to decode the other fields.
 		key, value, _ := strings.Cut(pair, "=")
-		if k := phpDecode(key); strings.EqualFold(strings.TrimSpace(k), "_charset_") && !utf8Charset(phpDecode(value)) {
+		if k := phpURLDecode(key); strings.EqualFold(strings.TrimSpace(k), "_charset_") && !utf8Charset(phpURLDecode(value)) {
 			s.charset = true
 		}
 	}
@@ -416,28 +416,7 @@ func (s *loginScan) scanForm(q, where string, strict bool) {
 // refuse a bad escape; where they decode, they agree with it.
 func pairKey(pair string) string {
 	key, _, _ := strings.Cut(pair, "=")
-	return phpDecode(key)
-}
-
-// phpDecode decodes like PHP's urldecode.
-func phpDecode(s string) string {
-	if !strings.ContainsAny(s, "%+") {
-		return s
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '+':
-			b = append(b, ' ')
-		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(b)
+	return phpURLDecode(key)
 }
 
 // formKeyRelation tells whether a (decoded) form field name could be read
@@ -745,7 +724,7 @@ func (s *loginScan) scanMultipart(contentType string, params map[string]string, 
 						v = enc
 					}
 				}
-				names = append(names, phpDecode(v))
+				names = append(names, phpURLDecode(v))
 			}
 		}
 		rel, exact := false, false
