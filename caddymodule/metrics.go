@@ -157,7 +157,9 @@ func newStoreOp(name string) *storeOp {
 // done records a call that started at start and ended with err.
 func (o *storeOp) done(start time.Time, err error) {
 	o.duration.Observe(time.Since(start).Seconds())
-	if err != nil && !errors.Is(err, sessions.ErrNotFound) && !errors.Is(err, sessions.ErrExists) && !errors.Is(err, context.Canceled) {
+	if err != nil && !errors.Is(err, sessions.ErrNotFound) && !errors.Is(err, sessions.ErrExists) &&
+		!errors.Is(err, sessions.ErrTooManyFactors) && !errors.Is(err, sessions.ErrLastFactor) &&
+		!errors.Is(err, context.Canceled) {
 		o.errors.Inc()
 	}
 }
@@ -175,6 +177,12 @@ var (
 	opPending            = newStoreOp("PendingEnrollment")
 	opAddPending         = newStoreOp("AddPendingEnrollment")
 	opEnrollPending      = newStoreOp("EnrollPending")
+	opFactors            = newStoreOp("Factors")
+	opAddFactor          = newStoreOp("AddFactor")
+	opRenameFactor       = newStoreOp("RenameFactor")
+	opRemoveFactor       = newStoreOp("RemoveFactor")
+	opMarkFactorUsed     = newStoreOp("MarkFactorUsed")
+	opAcceptFactorStep   = newStoreOp("AcceptFactorStep")
 	opAddFailure         = newStoreOp("AddFailure")
 	opAttempts           = newStoreOp("Attempts")
 	opClearFailures      = newStoreOp("ClearFailures")
@@ -507,4 +515,52 @@ func (s *instrumentedStore) Ping(ctx context.Context) error {
 	err := s.next.Ping(ctx)
 	opPing.done(start, err)
 	return err
+}
+
+// Factors implements sessions.Store.
+func (s *instrumentedStore) Factors(ctx context.Context, realm, user string) ([]sessions.Factor, error) {
+	start := time.Now()
+	f, err := s.next.Factors(ctx, realm, user)
+	opFactors.done(start, err)
+	return f, err
+}
+
+// AddFactor implements sessions.Store.
+func (s *instrumentedStore) AddFactor(ctx context.Context, realm, user string, f sessions.Factor, maxFactors int) error {
+	start := time.Now()
+	err := s.next.AddFactor(ctx, realm, user, f, maxFactors)
+	opAddFactor.done(start, err)
+	return err
+}
+
+// RenameFactor implements sessions.Store.
+func (s *instrumentedStore) RenameFactor(ctx context.Context, realm, user, id, name string) error {
+	start := time.Now()
+	err := s.next.RenameFactor(ctx, realm, user, id, name)
+	opRenameFactor.done(start, err)
+	return err
+}
+
+// RemoveFactor implements sessions.Store.
+func (s *instrumentedStore) RemoveFactor(ctx context.Context, realm, user, id string, keepOne bool) error {
+	start := time.Now()
+	err := s.next.RemoveFactor(ctx, realm, user, id, keepOne)
+	opRemoveFactor.done(start, err)
+	return err
+}
+
+// MarkFactorUsed implements sessions.Store.
+func (s *instrumentedStore) MarkFactorUsed(ctx context.Context, realm, user, id string, t time.Time) error {
+	start := time.Now()
+	err := s.next.MarkFactorUsed(ctx, realm, user, id, t)
+	opMarkFactorUsed.done(start, err)
+	return err
+}
+
+// AcceptFactorStep implements sessions.Store.
+func (s *instrumentedStore) AcceptFactorStep(ctx context.Context, realm, user, id string, step int64, expires time.Time) (bool, error) {
+	start := time.Now()
+	ok, err := s.next.AcceptFactorStep(ctx, realm, user, id, step, expires)
+	opAcceptFactorStep.done(start, err)
+	return ok, err
 }

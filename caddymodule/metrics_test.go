@@ -227,6 +227,20 @@ func (f fakeStore) AddPendingEnrollment(context.Context, string, string, session
 func (f fakeStore) EnrollPending(context.Context, string, string, []byte, sessions.Enrollment, []string) error {
 	return f.err
 }
+func (f fakeStore) Factors(context.Context, string, string) ([]sessions.Factor, error) {
+	return nil, f.err
+}
+func (f fakeStore) AddFactor(context.Context, string, string, sessions.Factor, int) error {
+	return f.err
+}
+func (f fakeStore) RenameFactor(context.Context, string, string, string, string) error { return f.err }
+func (f fakeStore) RemoveFactor(context.Context, string, string, string, bool) error   { return f.err }
+func (f fakeStore) MarkFactorUsed(context.Context, string, string, string, time.Time) error {
+	return f.err
+}
+func (f fakeStore) AcceptFactorStep(context.Context, string, string, string, int64, time.Time) (bool, error) {
+	return false, f.err
+}
 func (f fakeStore) AddFailure(context.Context, string, string, time.Time, sessions.Limit) (sessions.Attempts, error) {
 	return sessions.Attempts{}, f.err
 }
@@ -314,6 +328,8 @@ func TestMetricsStoreWrapper(t *testing.T) {
 		{sessions.ErrNotFound, false},
 		{fmt.Errorf("reading: %w", sessions.ErrNotFound), false},
 		{sessions.ErrExists, false},
+		{sessions.ErrTooManyFactors, false},
+		{sessions.ErrLastFactor, false},
 		{context.Canceled, false},
 	} {
 		s := reflect.ValueOf(instrumentStore(fakeStore{err: tc.err}))

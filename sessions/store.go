@@ -12,8 +12,10 @@
 // counters at once, before the code is checked), Enroll (create only if
 // absent), EnrollPending (create only if absent and only while the
 // pending enrollment is the one whose code was checked),
-// AddPendingEnrollment (create only if absent) and ReplaceSealedSecret
-// (compare-and-set of an enrollment's sealed secret).
+// AddPendingEnrollment (create only if absent), ReplaceSealedSecret
+// (compare-and-set of an enrollment's sealed secret), and every factor
+// operation (AddFactor with its cap, RenameFactor, RemoveFactor with its
+// keep-one rule, MarkFactorUsed and AcceptFactorStep).
 //
 // The package imports nothing from Caddy.
 package sessions
@@ -192,9 +194,10 @@ type Store interface {
 	// reports whether it was. The record is kept until expires (after
 	// which any step is accepted again).
 	AcceptStep(ctx context.Context, realm, user string, step int64, expires time.Time) (bool, error)
-	// ResetUser forgets everything about the user: enrollment, recovery
-	// codes, last step, pending enrollment, sessions and trusted devices,
-	// and in the profile LastVerified, LastMethod and DisabledUntil
+	// ResetUser forgets everything about the user: enrollment, factors
+	// (with their replay windows), recovery codes, last step, pending
+	// enrollment, sessions and trusted devices, and in the profile
+	// LastVerified, LastMethod and DisabledUntil
 	// (FirstSeen is kept, so a reset does not restart an enrollment grace
 	// period). It never touches an attempt counter: counters live in a
 	// name space of their own, which no user name can address (the
@@ -220,6 +223,37 @@ type Store interface {
 	// saves e with its recovery code hashes and removes the pending
 	// enrollment.
 	EnrollPending(ctx context.Context, realm, user string, pendingSealed []byte, e Enrollment, recoveryHashes []string) error
+
+	// Factors lists the user's factors (an empty list, not an error, if
+	// there are none): the Enrollment first, as the factor
+	// LegacyTOTPFactorID (a migration on read: nothing is rewritten
+	// until a factor operation changes something), then the others in
+	// the order they were added.
+	Factors(ctx context.Context, realm, user string) ([]Factor, error)
+	// AddFactor adds f to the user's factors, atomically, only if the
+	// user has fewer than maxFactors (else ErrTooManyFactors) and none with
+	// f.ID (else ErrExists). Of any number of concurrent calls, the
+	// user never ends up with more than maxFactors factors. f.ID must not be
+	// LegacyTOTPFactorID.
+	AddFactor(ctx context.Context, realm, user string, f Factor, maxFactors int) error
+	// RenameFactor sets the factor's Name, atomically (ErrNotFound if the
+	// user has no factor id).
+	RenameFactor(ctx context.Context, realm, user, id, name string) error
+	// RemoveFactor removes one of the user's factors, atomically
+	// (ErrNotFound if there is none with id). With keepOne, it refuses
+	// to remove the user's only factor (ErrLastFactor), also against
+	// concurrent removals: of two concurrent removals of a user's last
+	// two factors at most one succeeds. Removing LegacyTOTPFactorID
+	// removes the Enrollment. Recovery codes are left alone.
+	RemoveFactor(ctx context.Context, realm, user, id string, keepOne bool) error
+	// MarkFactorUsed sets the factor's LastUsed (ErrNotFound if gone).
+	MarkFactorUsed(ctx context.Context, realm, user, id string, t time.Time) error
+	// AcceptFactorStep is AcceptStep for one TOTP factor: each factor
+	// has its own replay window, so a code of one authenticator does not
+	// block the same step of another. ErrNotFound if the user has no
+	// factor id. For LegacyTOTPFactorID it is AcceptStep itself (one
+	// window shared with the path that does not know factors).
+	AcceptFactorStep(ctx context.Context, realm, user, id string, step int64, expires time.Time) (bool, error)
 
 	// AddFailure counts one failure for key at now under limit and returns
 	// the new state. Reaching limit.Max sets LockedUntil = now +

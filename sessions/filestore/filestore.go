@@ -82,11 +82,12 @@ var (
 	bDeviceIndex  = []byte("device_index")
 	bTokens       = []byte("tokens")
 	bProfiles     = []byte("profiles")
+	bFactors      = []byte("factors")
 
 	realmBuckets = [][]byte{
 		bEnrollments, bRecovery, bSteps, bPending, bAttempts,
 		bSessions, bSessionIndex, bDevices, bDeviceIndex, bTokens,
-		bProfiles,
+		bProfiles, bFactors,
 	}
 )
 

@@ -174,17 +174,9 @@ func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, 
 	now := s.now()
 	accepted := false
 	err := s.update(ctx, realm, func(w *writer) error {
-		if v := w.b(bSteps).Get([]byte(user)); v != nil {
-			var last stepRecord
-			if err := json.Unmarshal(v, &last); err != nil {
-				return decodeError("step", err)
-			}
-			if now.Before(last.Expires) && step <= last.Step {
-				return nil
-			}
-		}
-		accepted = true
-		return w.putJSON(kStep, []byte(user), "", expires, stepRecord{Step: step, Expires: expires})
+		var err error
+		accepted, err = w.acceptStep(user, step, expires, now)
+		return err
 	})
 	if err != nil {
 		return false, err
@@ -192,9 +184,23 @@ func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, 
 	return accepted, nil
 }
 
-// ResetUser removes, in one transaction, the user's enrollment, recovery
-// codes, last step, pending enrollment, sessions and trusted devices, and
-// clears the profile's LastVerified, LastMethod and DisabledUntil
+// acceptStep is AcceptStep inside a transaction.
+func (w *writer) acceptStep(user string, step int64, expires, now time.Time) (bool, error) {
+	if v := w.b(bSteps).Get([]byte(user)); v != nil {
+		var last stepRecord
+		if err := json.Unmarshal(v, &last); err != nil {
+			return false, decodeError("step", err)
+		}
+		if now.Before(last.Expires) && step <= last.Step {
+			return false, nil
+		}
+	}
+	return true, w.putJSON(kStep, []byte(user), "", expires, stepRecord{Step: step, Expires: expires})
+}
+
+// ResetUser removes, in one transaction, the user's enrollment, factors,
+// recovery codes, last step, pending enrollment, sessions and trusted
+// devices, and clears the profile's LastVerified, LastMethod and DisabledUntil
 // (keeping FirstSeen). Attempt counters are keyed by counter keys, not by
 // user names, so it leaves the attempts bucket alone: a user named like a
 // counter ("user:alice", "ip:192.0.2.1") must not clear it.
@@ -209,6 +215,9 @@ func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 			return err
 		}
 		if err := w.b(bRecovery).Delete(key); err != nil {
+			return err
+		}
+		if err := w.b(bFactors).Delete(key); err != nil {
 			return err
 		}
 		for _, k := range []kind{kStep, kPending} {

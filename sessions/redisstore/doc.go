@@ -35,6 +35,14 @@
 //	<prefix>:{<realm>:<user>}:enr    string, no TTL
 //	    the confirmed enrollment: JSON of sessions.Enrollment (the sealed
 //	    TOTP secret in base64, algorithm, digits, period, created).
+//	<prefix>:{<realm>:<user>}:fac    string, no TTL
+//	    the user's factors besides the enrollment: JSON list of
+//	    sessions.Factor, each with its last accepted TOTP step
+//	    (factorset.Entry). The enrollment (enr) is the factor
+//	    sessions.LegacyTOTPFactorID; the list keeps only its name and
+//	    last use. Every factor operation reads fac and enr, computes in
+//	    Go, and writes with a script that compares both first
+//	    (factorSwapScript), retrying when another write came between.
 //	<prefix>:{<realm>:<user>}:rc     set, no TTL
 //	    the unused recovery code hashes (keyed hashes, never codes).
 //	    Absent when no code is left.

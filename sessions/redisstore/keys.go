@@ -17,6 +17,7 @@ const (
 	sufPending    = "pend"
 	sufDevices    = "dev"
 	sufProfile    = "prof"
+	sufFactors    = "fac"
 )
 
 // Kind tags of the keys that are found by ID. Sessions are "sh" (keyed by

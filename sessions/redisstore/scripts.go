@@ -507,14 +507,14 @@ return 1
 `)
 
 // resetUserScript: KEYS = enrollment, recovery codes, step, pending
-// enrollment, profile.
-// Deletes the first four, and every field of the profile hash but first
+// enrollment, profile, factors.
+// Deletes the first four and the factors, and every field of the profile hash but first
 // (first too if it is malformed) and the session index entries, which
 // ResetUser removes with the sessions afterwards. A profile key that is
 // not a hash is deleted, so that a reset always succeeds.
 var resetUserScript = redis.NewScript(`
 local typ = redis.call('TYPE', KEYS[5])['ok']
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6])
 if typ == 'hash' then
 	local f = redis.call('HGET', KEYS[5], 'first')
 	local keepFirst = f and string.match(f, '^%-?%d+ %d+$') ~= nil
@@ -525,6 +525,28 @@ if typ == 'hash' then
 	end
 elseif typ ~= 'none' then
 	redis.call('DEL', KEYS[5])
+end
+return 1
+`)
+
+// factorSwapScript: KEYS = factors (JSON list), enrollment (JSON).
+// ARGV[1], ARGV[2] = the factors and enrollment as read (empty for absent),
+// ARGV[3] = the new factors (empty deletes them), ARGV[4] = '1' to delete
+// the enrollment. Writes only if neither key changed since it was read
+// (returns 1), else returns 0: a compare-and-set of the user's factors.
+var factorSwapScript = redis.NewScript(`
+local f = redis.call('GET', KEYS[1]) or ''
+local e = redis.call('GET', KEYS[2]) or ''
+if f ~= ARGV[1] or e ~= ARGV[2] then
+	return 0
+end
+if ARGV[3] == '' then
+	redis.call('DEL', KEYS[1])
+else
+	redis.call('SET', KEYS[1], ARGV[3])
+end
+if ARGV[4] == '1' then
+	redis.call('DEL', KEYS[2])
 end
 return 1
 `)

@@ -377,11 +377,11 @@ func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, 
 	return n == 1, nil
 }
 
-// ResetUser forgets everything about the user. The enrollment, recovery
-// codes, last step and pending enrollment go first, together with the profile's LastVerified, LastMethod and
-// DisabledUntil (FirstSeen is kept), in one script; then the user's
-// sessions and trusted devices, one by one (they are in other cluster
-// slots). If it fails half-way, a retry finishes the job. The user stays
+// ResetUser forgets everything about the user. The enrollment, factors,
+// recovery codes, last step and pending enrollment go first, together
+// with the profile's LastVerified, LastMethod and DisabledUntil
+// (FirstSeen is kept), in one script; then the user's sessions and
+// trusted devices, one by one (they are in other cluster slots). If it fails half-way, a retry finishes the job. The user stays
 // in the realm's users set (Users skips members with neither an
 // enrollment nor a profile). Attempt counters are not the user's keys
 // (see keys.counter): a reset never touches one.
@@ -401,6 +401,7 @@ func (s *Store) ResetUser(ctx context.Context, realm, user string) error {
 		s.keys.user(realm, user, sufStep),
 		s.keys.user(realm, user, sufPending),
 		s.keys.user(realm, user, sufProfile),
+		s.keys.user(realm, user, sufFactors),
 	}).Err()
 	if err != nil {
 		return fail(op, err)

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) sessions.Store) {
 		{"ResetUser", resetTests},
 		{"PendingEnrollment", pendingTests},
 		{"EnrollPending", enrollPendingTests},
+		{"Factors", factorTests},
 		{"Attempts", attemptTests},
 		{"ReserveAttempt", reserveTests},
 		{"Sessions", sessionTests},
