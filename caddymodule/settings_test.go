@@ -313,8 +313,8 @@ func TestSettingsReplaceAuthenticator(t *testing.T) {
 			s := startSite(t, siteOptions{gate: gate})
 			b := s.browser("alice")
 			if strings.Contains(gate, "invite") {
-				info, _ := LookupRealm("default")
-				link, _, err := CreateInvite(t.Context(), "default", info, "alice", 0)
+				info, _ := runningRealm("default")
+				link, _, err := createInvite(t.Context(), "default", info, "alice", 0)
 				if err != nil {
 					t.Fatal(err)
 				}
