@@ -55,7 +55,7 @@ const (
 //
 // Admin modules never see handler config: the API reaches the realms'
 // stores through the package-level registry that handlers join when
-// provisioned (LookupRealm).
+// provisioned (runningRealm).
 type adminAPI struct {
 	logger *zap.Logger
 }
@@ -97,7 +97,7 @@ var adminActions = map[string]func(*adminAPI, http.ResponseWriter, *http.Request
 // adminTarget is the realm and user a request is about.
 type adminTarget struct {
 	realm string
-	info  RealmInfo
+	info  realmInfo
 	// user is the name the user's records are stored under: the
 	// canonical form of the name in the path ("reset Alice" acts on
 	// alice), or the spelling an earlier version enrolled them under.
@@ -128,7 +128,7 @@ func (a *adminAPI) handleAPIEndpoints(w http.ResponseWriter, r *http.Request) er
 		if err := allow(w, r, http.MethodGet); err != nil {
 			return err
 		}
-		return writeAdminJSON(w, http.StatusOK, append([]string{}, Realms()...))
+		return writeAdminJSON(w, http.StatusOK, append([]string{}, realmNames()...))
 	case 3:
 		method := http.MethodGet
 		switch parts[2] {
@@ -187,7 +187,7 @@ func (a *adminAPI) handleAPIEndpoints(w http.ResponseWriter, r *http.Request) er
 // canonical identity the gate uses and finds the name its records are
 // stored under. A user enrolled under several spellings (by an earlier
 // version) can only be reset, which forgets every spelling.
-func resolveTarget(ctx context.Context, realm string, info RealmInfo, name, action string) (adminTarget, error) {
+func resolveTarget(ctx context.Context, realm string, info realmInfo, name, action string) (adminTarget, error) {
 	id, err := identify(name)
 	if errors.Is(err, errNameTooLong) {
 		return adminTarget{}, apiError(http.StatusBadRequest, fmt.Errorf("user name longer than %d bytes: the gate refuses such names", maxUserName))
@@ -259,7 +259,7 @@ type deviceSummary struct {
 }
 
 // handleUsers lists the realm's users.
-func (a *adminAPI) handleUsers(w http.ResponseWriter, r *http.Request, realm string, info RealmInfo) error {
+func (a *adminAPI) handleUsers(w http.ResponseWriter, r *http.Request, realm string, info realmInfo) error {
 	ctx := r.Context()
 	users, err := info.Store.Users(ctx, realm)
 	if err != nil {
@@ -400,7 +400,7 @@ func (a *adminAPI) handleReset(w http.ResponseWriter, r *http.Request, tg adminT
 			return a.failed(r, tg, "reset", err)
 		}
 	}
-	// The lockout counters are kept per canonical identity (FailureKey).
+	// The lockout counters are kept per canonical identity (failureKey).
 	if err := clearUserFailures(r.Context(), tg.info.Store, tg.realm, tg.user); err != nil {
 		return a.failed(r, tg, "reset", err)
 	}
@@ -486,7 +486,7 @@ func (a *adminAPI) handleInvite(w http.ResponseWriter, r *http.Request, tg admin
 	if ttl == 0 && tg.info.InviteTTL <= 0 {
 		ttl = DefaultInviteTTL
 	}
-	link, expires, err := CreateInvite(r.Context(), tg.realm, tg.info, tg.user, ttl)
+	link, expires, err := createInvite(r.Context(), tg.realm, tg.info, tg.user, ttl)
 	if err != nil {
 		return a.failed(r, tg, "invite", err)
 	}
@@ -511,7 +511,7 @@ type rekeyResult struct {
 // secret's key, so that previous_secrets is no longer needed to read
 // them. Each swap is a compare-and-set: an enrollment reset or re-sealed
 // meanwhile is read again, never overwritten.
-func (a *adminAPI) handleRekey(w http.ResponseWriter, r *http.Request, realm string, info RealmInfo) error {
+func (a *adminAPI) handleRekey(w http.ResponseWriter, r *http.Request, realm string, info realmInfo) error {
 	tg := adminTarget{realm: realm, info: info}
 	if err := a.prepare(r, tg, false, nil); err != nil {
 		return err
@@ -554,7 +554,7 @@ const (
 
 // rekeyUser seals user's enrollment under the current key if a previous
 // one sealed it.
-func rekeyUser(ctx context.Context, info RealmInfo, realm, user string) (int, error) {
+func rekeyUser(ctx context.Context, info realmInfo, realm, user string) (int, error) {
 	// A lost compare-and-set means the enrollment changed meanwhile (a
 	// concurrent rekey, a reset or a re-enrollment): read it again. Bounded, in
 	// case it keeps changing.
@@ -665,15 +665,15 @@ func remoteHost(r *http.Request) string {
 	return host
 }
 
-func lookupRealm(realm string) (RealmInfo, error) {
-	info, ok := LookupRealm(realm)
+func lookupRealm(realm string) (realmInfo, error) {
+	info, ok := runningRealm(realm)
 	if !ok || info.Store == nil {
-		known := Realms()
+		known := realmNames()
 		list := "none: no two_factor handler in the running config"
 		if len(known) > 0 {
 			list = strings.Join(known, ", ")
 		}
-		return RealmInfo{}, apiError(http.StatusNotFound, fmt.Errorf("realm %q not found (known realms: %s)", realm, list))
+		return realmInfo{}, apiError(http.StatusNotFound, fmt.Errorf("realm %q not found (known realms: %s)", realm, list))
 	}
 	return info, nil
 }

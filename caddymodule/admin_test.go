@@ -203,7 +203,7 @@ func TestAdminListAndStatus(t *testing.T) {
 	s.browser("alice").challenge(totp(key, testNow()), true).expectRedirect(t, "/app")
 	// basic_auth cannot carry every name (not one with a colon, say):
 	// users with names that need escaping come straight from the store.
-	info, _ := LookupRealm("default")
+	info, _ := runningRealm("default")
 	if err := info.Store.RecordVerification(context.Background(), "default", "ümlaut@x", MethodTOTP, testNow()); err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +495,7 @@ func TestCLI(t *testing.T) {
 	key, _ := s.browser("alice").enroll()
 	advance(30 * time.Second)
 	s.browser("alice").challenge(totp(key, testNow()), true).expectRedirect(t, "/app")
-	info, _ := LookupRealm("default")
+	info, _ := runningRealm("default")
 	if err := info.Store.RecordVerification(context.Background(), "default", "ümlaut@x", MethodTOTP, testNow()); err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func TestXSSInNamesAndParameters(t *testing.T) {
 func TestSessionFixation(t *testing.T) {
 	s := startSite(t, siteOptions{gate: "secret " + strconv.Quote(fuzzSecret)})
 	key, _ := s.browser("alice").enroll()
-	info, _ := LookupRealm("default")
+	info, _ := runningRealm("default")
 	h := fuzzCookieHandler(t)
 	planted, err := h.sessionCodec.Encode(sessionCookie, []byte("attacker-chosen-session-id"))
 	if err != nil {
@@ -95,8 +95,8 @@ func TestCodeInputHygiene(t *testing.T) {
 	}
 	b.get("/app").expectRedirect(t, "/.2fa/challenge")
 	// The well-formed wrong ones were counted.
-	info, _ := LookupRealm("default")
-	a, err := info.Store.Attempts(t.Context(), "default", FailureKey("alice"), testNow())
+	info, _ := runningRealm("default")
+	a, err := info.Store.Attempts(t.Context(), "default", failureKey("alice"), testNow())
 	if err != nil || a.Failures < 10 {
 		t.Fatalf("failures counted = %d (%v), want >= 10", a.Failures, err)
 	}

@@ -286,11 +286,11 @@ func TestStartOverDuringConfirmation(t *testing.T) {
 // invite can).
 func TestInviteBoundToFirstBrowser(t *testing.T) {
 	forEachStore(t, "enrollment invite", func(t *testing.T, s storeSite) {
-		info, ok := LookupRealm("default")
+		info, ok := runningRealm("default")
 		if !ok {
 			t.Fatal("realm default not registered")
 		}
-		link, _, err := CreateInvite(t.Context(), "default", info, "alice", 0)
+		link, _, err := createInvite(t.Context(), "default", info, "alice", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,14 +320,14 @@ func TestInviteBoundToFirstBrowser(t *testing.T) {
 		a.get("/app").expect(t, http.StatusOK)
 
 		// A new invite opened in B moves the setup there.
-		link2, _, err := CreateInvite(t.Context(), "default", info, "bob", 0)
+		link2, _, err := createInvite(t.Context(), "default", info, "bob", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		c, d := s.browser("bob"), s.browser("bob")
 		c.get(link2).expectRedirect(t, "/.2fa/enroll")
 		pageC, keyC := enrollPage(t, c)
-		link3, _, _ := CreateInvite(t.Context(), "default", info, "bob", 0)
+		link3, _, _ := createInvite(t.Context(), "default", info, "bob", 0)
 		d.get(link3).expectRedirect(t, "/.2fa/enroll")
 		pageD, keyD := enrollPage(t, d)
 		r := c.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, pageC)}, "code": {totp(keyC, testNow())}})
@@ -364,7 +364,7 @@ func TestReplaceAuthenticatorBoundToBrowser(t *testing.T) {
 // and the key of the browser that did not enroll never passes.
 func TestOpenEnrollmentRace(t *testing.T) {
 	forEachStore(t, "", func(t *testing.T, s storeSite) {
-		info, _ := LookupRealm("default")
+		info, _ := runningRealm("default")
 		ctx := t.Context()
 		const rounds = 8
 		outcomes := map[bool]int{} // did the first browser shown a key enroll?

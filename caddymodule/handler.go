@@ -237,6 +237,11 @@ type Handler struct {
 	// fits (pages then carry Vary: Accept-Language).
 	Lang string `json:"lang,omitempty"`
 
+	// store is layered, outermost first (see Provision): the session
+	// cache (cachedStore, per handler) → record keys and tags (authStore,
+	// recordauth.go) → metrics (instrumentedStore, so only real backend
+	// calls are timed, under the keys actually stored) → the file or
+	// Redis store shared through the stores usage pool (storeKey).
 	store    sessions.Store
 	storeKey string
 	// storeID names the data the store reaches (storeID), and config

@@ -111,7 +111,7 @@ func TestNameVariantsMeetOnePolicy(t *testing.T) {
 				b.as("Alice", "GET", "/app", nil).expect(t, http.StatusOK).contains(t, "user=[Alice] method=totp")
 				// Bob is still free to skip it.
 				s.browser("").as("bob", "GET", "/app", nil).expect(t, http.StatusOK).contains(t, "method=not_required")
-				info, _ := LookupRealm("default")
+				info, _ := runningRealm("default")
 				users, err := info.Store.Users(t.Context(), "default")
 				if err != nil {
 					t.Fatal(err)
@@ -134,8 +134,8 @@ func TestNameVariantsMeetOnePolicy(t *testing.T) {
 				// An invite made for "Alice" is alice's, whatever spelling
 				// opens it; and she is challenged from then on under every
 				// spelling.
-				info, _ := LookupRealm("default")
-				link, _, err := CreateInvite(t.Context(), "default", info, "Alice", 0)
+				info, _ := runningRealm("default")
+				link, _, err := createInvite(t.Context(), "default", info, "Alice", 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -215,7 +215,7 @@ func TestLegacySpellingKeepsItsEnrollment(t *testing.T) {
 			// would have, and start again: the gate reads the users list
 			// when it is provisioned.
 			identitySite(t, line, "require enrolled")
-			info, _ := LookupRealm("default")
+			info, _ := runningRealm("default")
 			key, recovery := seedLegacy(t, info.Store, "Alice")
 			s := identitySite(t, line, "require enrolled")
 
@@ -254,7 +254,7 @@ func TestLegacySpellingKeepsItsEnrollment(t *testing.T) {
 			b.s = s
 			b.as("Alice", "GET", "/app", nil).expect(t, http.StatusForbidden)
 
-			info, _ = LookupRealm("default")
+			info, _ = runningRealm("default")
 			tg, err := resolveTarget(t.Context(), "default", info, "aLiCe", "reset")
 			if err != nil {
 				t.Fatal(err)

@@ -18,12 +18,12 @@ import (
 // client cannot spread guesses over many accounts. At least 20.
 const ipFailureFactor = 4
 
-// FailureKey is the failure counter of user: one counter per canonical
+// failureKey is the failure counter of user: one counter per canonical
 // identity (Unicode NFKC, case-folded, trimmed), so that "Alice",
 // "alice", " alice" and full-width or other compatibility look-alikes all
 // spend one budget, whatever the first factor considers distinct users.
 // Prefixed so it can never be mistaken for a client address counter.
-func FailureKey(user string) string {
+func failureKey(user string) string {
 	return "user:" + canonicalUser(user)
 }
 
@@ -90,7 +90,7 @@ func asciiForm(s string) int {
 var consecutiveLimit = sessions.Limit{Max: 100, Window: 24 * time.Hour, Lockout: 24 * time.Hour}
 
 // consecutiveFailureKey is the counter of consecutiveLimit for user, per
-// canonical identity like FailureKey.
+// canonical identity like failureKey.
 func consecutiveFailureKey(user string) string {
 	return "user-day:" + canonicalUser(user)
 }
@@ -98,7 +98,7 @@ func consecutiveFailureKey(user string) string {
 // userAttempts returns the user's lockout state: the max_attempts counter,
 // or the consecutive-failure counter if that one is locked out for longer.
 func userAttempts(ctx context.Context, st sessions.Store, realm, user string, t time.Time) (sessions.Attempts, error) {
-	a, err := st.Attempts(ctx, realm, FailureKey(user), t)
+	a, err := st.Attempts(ctx, realm, failureKey(user), t)
 	if err != nil {
 		return a, err
 	}
@@ -112,7 +112,7 @@ func userAttempts(ctx context.Context, st sessions.Store, realm, user string, t 
 // clearUserFailures resets both of the user's counters (after a success,
 // an administrator's unlock or reset).
 func clearUserFailures(ctx context.Context, st sessions.Store, realm, user string) error {
-	if err := st.ClearFailures(ctx, realm, FailureKey(user)); err != nil {
+	if err := st.ClearFailures(ctx, realm, failureKey(user)); err != nil {
 		return err
 	}
 	return st.ClearFailures(ctx, realm, consecutiveFailureKey(user))
@@ -159,7 +159,7 @@ func (h *Handler) attempts(ctx context.Context, user, ip string, t time.Time) (s
 // and the client address's budget.
 func (h *Handler) attemptCounters(user, ip string) []sessions.Counter {
 	c := []sessions.Counter{
-		{Key: FailureKey(user), Limit: h.limit},
+		{Key: failureKey(user), Limit: h.limit},
 		{Key: consecutiveFailureKey(user), Limit: consecutiveLimit},
 	}
 	if ip != "" {

@@ -534,7 +534,10 @@ func looseEqual(a, b string) bool {
 		return true
 	}
 	if utf8.RuneCountInString(a) != utf8.RuneCountInString(b) {
-		return strings.ToLower(a) == strings.ToLower(b) || strings.ToUpper(a) == strings.ToUpper(b)
+		// Go's case mappings are rune for rune, so names of different
+		// lengths never match here (Java's full mappings, "ß" to "SS",
+		// are not modelled).
+		return false
 	}
 	rb := []rune(b)
 	i := 0

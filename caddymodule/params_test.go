@@ -29,7 +29,7 @@ func TestStoredParametersAreUsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, _ := LookupRealm("default")
+	info, _ := runningRealm("default")
 	if err := info.Store.Enroll(t.Context(), "default", "alice", sessions.Enrollment{
 		SealedSecret: sealed, Algorithm: "SHA256", Digits: 8, Period: 60, Created: testNow(),
 	}, nil); err != nil {

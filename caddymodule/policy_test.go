@@ -74,7 +74,7 @@ func TestEnrollmentByInvite(t *testing.T) {
 	}
 	b.post("/.2fa/enroll", url.Values{"csrf_token": {"x"}, "code": {"123456"}}).expect(t, http.StatusForbidden)
 
-	info, ok := LookupRealm("default")
+	info, ok := runningRealm("default")
 	if !ok {
 		t.Fatal("realm default not registered")
 	}
@@ -82,7 +82,7 @@ func TestEnrollmentByInvite(t *testing.T) {
 	if users, err := info.Store.Users(t.Context(), "default"); err != nil || len(users) != 1 || users[0] != "alice" {
 		t.Fatalf("Users = %v, %v; want [alice]", users, err)
 	}
-	link, expires, err := CreateInvite(t.Context(), "default", info, "alice", 0)
+	link, expires, err := createInvite(t.Context(), "default", info, "alice", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestEnrollmentByInvite(t *testing.T) {
 	// Used once: gone.
 	s.browser("alice").get(link).expect(t, http.StatusGone)
 	// Expired links are gone too.
-	link2, _, _ := CreateInvite(t.Context(), "default", info, "bob", time.Hour)
+	link2, _, _ := createInvite(t.Context(), "default", info, "bob", time.Hour)
 	advance(2 * time.Hour)
 	s.browser("bob").get(link2).expect(t, http.StatusGone)
 }
@@ -159,8 +159,8 @@ func TestInviteGraceHasNoLater(t *testing.T) {
 	r.expectRedirect(t, "/.2fa/enroll")
 
 	// After opening an invite, the enrollment page offers no later either.
-	info, _ := LookupRealm("default")
-	link, _, err := CreateInvite(t.Context(), "default", info, "alice", 0)
+	info, _ := runningRealm("default")
+	link, _, err := createInvite(t.Context(), "default", info, "alice", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestInviteGraceHasNoLater(t *testing.T) {
 func TestTemporarilyDisabled(t *testing.T) {
 	s := startSite(t, siteOptions{})
 	s.browser("alice").enroll()
-	info, _ := LookupRealm("default")
+	info, _ := runningRealm("default")
 	if err := info.Store.SetDisabled(t.Context(), "default", "alice", testNow().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -258,8 +258,8 @@ func TestOneCounterPerCanonicalIdentity(t *testing.T) {
 	enrollFail(t, s, "ＡＬＩＣＥ").expect(t, http.StatusTooManyRequests)
 	enrollFail(t, s, "alice").expect(t, http.StatusTooManyRequests)
 	enrollFail(t, s, "bob").expect(t, http.StatusUnauthorized)
-	if FailureKey(" Alice ") != FailureKey("ａｌｉｃｅ") || FailureKey("alice") == FailureKey("bob") {
-		t.Fatal("FailureKey does not canonicalize")
+	if failureKey(" Alice ") != failureKey("ａｌｉｃｅ") || failureKey("alice") == failureKey("bob") {
+		t.Fatal("failureKey does not canonicalize")
 	}
 }
 

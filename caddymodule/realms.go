@@ -21,11 +21,11 @@ import (
 	"github.com/caddy-2fa/caddy-2fa/sessions/redisstore"
 )
 
-// RealmInfo is what the admin API may know about a realm of the running
+// realmInfo is what the admin API may know about a realm of the running
 // config: its store and the few settings that shape admin answers. Admin
 // modules never see handler config, so handlers register it here when they
 // are provisioned and withdraw it on cleanup.
-type RealmInfo struct {
+type realmInfo struct {
 	// Store is the realm's store.
 	Store sessions.Store
 	// PathPrefix is where the realm's gate pages live (for invite links).
@@ -122,22 +122,22 @@ func unregisterRealm(h *Handler) {
 	}
 }
 
-// LookupRealm returns the realm's information from the running config: the
+// runningRealm returns the realm's information from the running config: the
 // most recently provisioned handler of that realm wins (during a reload,
 // the new config's).
-func LookupRealm(realm string) (RealmInfo, bool) {
+func runningRealm(realm string) (realmInfo, bool) {
 	realms.Lock()
 	defer realms.Unlock()
 	hs := realms.m[realm]
 	if len(hs) == 0 {
-		return RealmInfo{}, false
+		return realmInfo{}, false
 	}
 	h := hs[len(hs)-1]
-	return RealmInfo{Store: h.store, PathPrefix: h.PathPrefix, InviteTTL: h.inviteTTL, ring: h.ring, names: h.names}, true
+	return realmInfo{Store: h.store, PathPrefix: h.PathPrefix, InviteTTL: h.inviteTTL, ring: h.ring, names: h.names}, true
 }
 
-// Realms lists the realms of the running config, sorted.
-func Realms() []string {
+// realmNames lists the realms of the running config, sorted.
+func realmNames() []string {
 	realms.Lock()
 	defer realms.Unlock()
 	var out []string
@@ -160,10 +160,10 @@ func inviteID(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateInvite stores a one-time enrollment invite for user and returns
+// createInvite stores a one-time enrollment invite for user and returns
 // the link's path (under the realm's path prefix) and when it expires. ttl
 // 0 means the realm's default (72h).
-func CreateInvite(ctx context.Context, realm string, info RealmInfo, user string, ttl time.Duration) (link string, expires time.Time, err error) {
+func createInvite(ctx context.Context, realm string, info realmInfo, user string, ttl time.Duration) (link string, expires time.Time, err error) {
 	if ttl <= 0 {
 		ttl = info.InviteTTL
 	}

@@ -96,7 +96,7 @@ func TestOneStorePerRealm(t *testing.T) {
 		if err := loadTwoSites(t, redisA, redisA); err != nil {
 			t.Fatalf("reload to Redis refused: %v", err)
 		}
-		info, ok := LookupRealm(DefaultRealm)
+		info, ok := runningRealm(DefaultRealm)
 		if !ok {
 			t.Fatal("realm gone after reload")
 		}

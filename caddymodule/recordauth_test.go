@@ -382,11 +382,11 @@ func TestStoreWriteAccessIsNotEnough(t *testing.T) {
 
 			t.Run("ReownInvite", func(t *testing.T) {
 				ts := startTamperSite(t, backend, "enrollment invite")
-				info, ok := LookupRealm(DefaultRealm)
+				info, ok := runningRealm(DefaultRealm)
 				if !ok {
 					t.Fatal("realm default is not registered")
 				}
-				link, _, err := CreateInvite(t.Context(), DefaultRealm, info, "bob", 0)
+				link, _, err := createInvite(t.Context(), DefaultRealm, info, "bob", 0)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -14,21 +15,36 @@ import (
 	"github.com/caddy-2fa/caddy-2fa/sessions/redisstore"
 )
 
-func init() {
-	// go-redis logs connection trouble with the standard logger, outside
-	// Caddy's structured logs; route it there at debug level (the gate
-	// logs outages itself, once, at error level).
-	redis.SetLogger(redisLogger{})
+// go-redis has one logger for the whole process (redis.SetLogger), shared
+// by every plugin in the binary: the gate leaves it alone. What the gate
+// needs to know about its own Redis it logs itself, on the handler's
+// logger: outages and recoveries (watchRedis) and, at debug level, each
+// failed connection attempt (dialLogger).
+
+// dialLogger is a go-redis hook that logs the client's failed connection
+// attempts on the gate's logger, at debug level (watchRedis logs the
+// outage itself once, at error level).
+type dialLogger struct{ logger *zap.Logger }
+
+// DialHook implements redis.Hook.
+func (d dialLogger) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := next(ctx, network, addr)
+		if err != nil {
+			if ce := d.logger.Check(zap.DebugLevel, "connecting to Redis failed"); ce != nil {
+				ce.Write(zap.String("addr", addr), zap.Error(err))
+			}
+		}
+		return conn, err
+	}
 }
 
-// redisLogger sends go-redis's internal messages to Caddy's logger.
-type redisLogger struct{}
+// ProcessHook implements redis.Hook.
+func (dialLogger) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 
-// Printf implements go-redis's internal logging interface.
-func (redisLogger) Printf(_ context.Context, format string, v ...any) {
-	if ce := caddy.Log().Named("two_factor.redis").Check(zap.DebugLevel, fmt.Sprintf(format, v...)); ce != nil {
-		ce.Write()
-	}
+// ProcessPipelineHook implements redis.Hook.
+func (dialLogger) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 // redisHealthInterval is how often the gate checks that Redis answers, to
@@ -49,6 +65,7 @@ func openRedisStore(cfg *StoreConfig, logger *zap.Logger) (sessions.Store, strin
 	key := "redis:" + rc.String()
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		client := redis.NewUniversalClient(rc.UniversalOptions())
+		client.AddHook(dialLogger{logger: logger.Named("store")})
 		store := redisstore.New(client, redisstore.Options{KeyPrefix: rc.KeyPrefix})
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup

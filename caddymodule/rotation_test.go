@@ -79,7 +79,7 @@ func deriveKeys(t *testing.T, secret string) *keyring.Keys {
 // realmStore is the running config's store of realm "default".
 func realmStore(t *testing.T) sessions.Store {
 	t.Helper()
-	info, ok := LookupRealm(DefaultRealm)
+	info, ok := runningRealm(DefaultRealm)
 	if !ok {
 		t.Fatal("realm default is not registered")
 	}

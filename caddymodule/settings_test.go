@@ -313,8 +313,8 @@ func TestSettingsReplaceAuthenticator(t *testing.T) {
 			s := startSite(t, siteOptions{gate: gate})
 			b := s.browser("alice")
 			if strings.Contains(gate, "invite") {
-				info, _ := LookupRealm("default")
-				link, _, err := CreateInvite(t.Context(), "default", info, "alice", 0)
+				info, _ := runningRealm("default")
+				link, _, err := createInvite(t.Context(), "default", info, "alice", 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -383,9 +383,9 @@ func TestSettingsTurnOff(t *testing.T) {
 	t.Run("require enrolled", func(t *testing.T) {
 		s := startSite(t, siteOptions{gate: "require enrolled"})
 		b := s.browser("alice")
-		page := settingsGet(t, b).contains(t, "<strong>off</strong>")
+		settingsGet(t, b).contains(t, "<strong>off</strong>")
 		b.get("/app").expect(t, http.StatusOK).contains(t, "method=not_required")
-		page = b.get("/.2fa/enroll").expect(t, http.StatusOK)
+		page := b.get("/.2fa/enroll").expect(t, http.StatusOK)
 		key := secretOf(t, enrollmentURI(t, page))
 		b.post("/.2fa/enroll", url.Values{"csrf_token": {csrfOf(t, page)}, "code": {totp(key, testNow())}}).expect(t, http.StatusOK)
 		advance(30 * time.Second)

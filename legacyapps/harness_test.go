@@ -541,17 +541,6 @@ func (b *browser) follow(r response, n int) response {
 	return r
 }
 
-// cookie returns the value of the named cookie the browser would send to
-// path ("" if none).
-func (b *browser) cookie(name, path string) string {
-	for _, c := range b.cookies(path) {
-		if c.Name == name {
-			return c.Value
-		}
-	}
-	return ""
-}
-
 // cookies returns the cookies the browser would send to path.
 func (b *browser) cookies(path string) []*http.Cookie {
 	u, _ := url.Parse(b.s.base + path)

@@ -200,11 +200,11 @@ func (wp *wordpress) suite(t *testing.T, s *site) {
 			t.Fatalf("before login /wp-admin/ answered %d %q", r.StatusCode, r.location())
 		}
 		// A wrong password: WordPress re-renders the form; no binding.
-		r := wp.login(b, "alice", "wrong").expect(t, http.StatusOK).contains(t, "login_error")
+		wp.login(b, "alice", "wrong").expect(t, http.StatusOK).contains(t, "login_error")
 		if b.get("/.2fa/enroll").StatusCode == http.StatusOK {
 			t.Fatal("a failed login opened enrollment")
 		}
-		r = wp.login(b, "alice", wp.alicePW)
+		r := wp.login(b, "alice", wp.alicePW)
 		wp.keys["alice"] = b.enroll(r, "alice")
 		page := b.get("/wp-admin/").expect(t, http.StatusOK)
 		if !wpLoggedIn(page, "alice") {

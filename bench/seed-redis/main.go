@@ -318,8 +318,6 @@ func timeReads(ctx context.Context, s *redisstore.Store, realm string, ids []str
 	return d[n/2].Round(100 * time.Nanosecond), nil
 }
 
-var usedMemoryRE = regexp.MustCompile(`(?m)^used_memory:(\d+)\r?$`)
-
 // usedMemory returns INFO memory's used_memory.
 func usedMemory(ctx context.Context, c redis.UniversalClient) (int64, error) {
 	v, err := infoField(ctx, c, "memory", "used_memory")

@@ -1158,7 +1158,8 @@ func TestCaddyfileOptions(t *testing.T) {
 	if got := h.options(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("options %+v", got)
 	}
-	if sharedFor(want) != sharedFor(want) || sharedFor(want) == Shared() || sharedFor(Options{}) != Shared() {
+	// Two lookups with the same options return the same app.
+	if first, second := sharedFor(want), sharedFor(want); first != second || first == Shared() || sharedFor(Options{}) != Shared() {
 		t.Fatal("apps not shared by options")
 	}
 	for _, tc := range []struct{ in, want string }{
