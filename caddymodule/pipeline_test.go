@@ -252,6 +252,12 @@ func TestPipelineSituations(t *testing.T) {
 		{"exempt", "exempt users alice", func(t *testing.T, s *site, src *pipeSource, c *pipeClient) http.Header {
 			return nil
 		}, outcome{200, MethodExempt}},
+		{"exempt, not enrolled, otp header", "exempt users alice", func(t *testing.T, s *site, src *pipeSource, c *pipeClient) http.Header {
+			return http.Header{"X-Otp": {"123456"}}
+		}, outcome{200, MethodExempt}},
+		{"not enrolled, otp header", "", func(t *testing.T, s *site, src *pipeSource, c *pipeClient) http.Header {
+			return http.Header{"X-Otp": {"123456"}}
+		}, outcome{401, "two_factor_required"}},
 		{"disabled", "", func(t *testing.T, s *site, src *pipeSource, c *pipeClient) http.Header {
 			enrolled(t, s, src)
 			info, _ := LookupRealm("default")
@@ -302,7 +308,7 @@ func TestPipelineSituations(t *testing.T) {
 				}
 				// A code that passed started a session: the next request
 				// passes without one, by the same method.
-				if h.Get("X-Otp") != "" && got.status == http.StatusOK {
+				if h.Get("X-Otp") != "" && got.field == MethodTOTP {
 					c.req("GET", "/", nil, nil).expect(t, http.StatusOK)
 					if _, m, _ := rec.seen(); m != MethodTOTP {
 						t.Errorf("after the code: method %q, want totp", m)

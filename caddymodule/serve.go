@@ -311,7 +311,11 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 	ctx := r.Context()
 	e, err := h.store.Enrollment(ctx, h.Realm, user)
 	if errors.Is(err, sessions.ErrNotFound) {
-		return h.redirectToGate(w, r, false)
+		// No authenticator to check the code against: the request is
+		// one without a code, and policy decides (an exempt or
+		// not-yet-required user passes as without the header; anyone
+		// else is sent to enrollment).
+		return h.enforce(w, r, next, repl, user, t)
 	}
 	if err != nil {
 		return h.unavailable(w, r, err)
