@@ -50,9 +50,10 @@ func (a *appRecorder) seen() (int, string, []string) {
 // how to start a site with it, and how a client becomes alice there.
 type pipeSource struct {
 	name string
-	// start runs Caddy with the gate (gate holds extra two_factor lines)
-	// in front of app, and returns the site (its store path set).
-	start func(t *testing.T, gate string, app http.Handler) *site
+	// start runs Caddy with the gate (gate holds extra two_factor lines,
+	// global extra global options) in front of app, and returns the site
+	// (its store path set).
+	start func(t *testing.T, global, gate string, app http.Handler) *site
 	app   func() http.Handler
 	// header is sent on every request (the identity, for the placeholder
 	// source).
@@ -124,16 +125,16 @@ func pipeSources() []*pipeSource {
 			app: func() http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") })
 			},
-			start: func(t *testing.T, gate string, app http.Handler) *site {
-				return startPipeSite(t, "user {http.request.header.X-User}\n"+gate, app)
+			start: func(t *testing.T, global, gate string, app http.Handler) *site {
+				return startPipeSite(t, global, "user {http.request.header.X-User}\n"+gate, app)
 			},
 			login: func(*testing.T, *pipeClient) {},
 		},
 		{
 			name: "app_login",
 			app:  func() http.Handler { return demoapp.New(demoapp.Options{}) },
-			start: func(t *testing.T, gate string, app http.Handler) *site {
-				return startPipeSite(t, "app_login {\n\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie DEMOSESSID\n\t\t\tlogout_path /logout\n\t\t}\n"+gate, app)
+			start: func(t *testing.T, global, gate string, app http.Handler) *site {
+				return startPipeSite(t, global, "app_login {\n\t\t\tpath /login\n\t\t\tusername_field username\n\t\t\tsession_cookie DEMOSESSID\n\t\t\tlogout_path /logout\n\t\t}\n"+gate, app)
 			},
 			login: func(t *testing.T, c *pipeClient) {
 				t.Helper()
@@ -151,7 +152,7 @@ func pipeSources() []*pipeSource {
 
 // startPipeSite runs the gate in front of app (over reverse_proxy, which
 // passes the method the gate chose in X-2FA-Method).
-func startPipeSite(t *testing.T, gate string, app http.Handler) *site {
+func startPipeSite(t *testing.T, global, gate string, app http.Handler) *site {
 	t.Helper()
 	backend := httptest.NewServer(app)
 	t.Cleanup(backend.Close)
@@ -161,6 +162,7 @@ func startPipeSite(t *testing.T, gate string, app http.Handler) *site {
 	admin off
 	storage file_system %s
 	persist_config off
+%s
 }
 http://localhost:%d {
 	two_factor {
@@ -172,7 +174,7 @@ http://localhost:%d {
 		header_up X-2FA-Method {http.two_factor.method}
 	}
 }
-`, caddyStorage, port, store, gate, strings.TrimPrefix(backend.URL, "http://")))
+`, caddyStorage, global, port, store, gate, strings.TrimPrefix(backend.URL, "http://")))
 	t.Cleanup(func() { caddy.Stop() })
 	return &site{t: t, base: fmt.Sprintf("http://localhost:%d", port), store: store}
 }
@@ -280,7 +282,7 @@ func TestPipelineSituations(t *testing.T) {
 		for _, src := range pipeSources() {
 			t.Run(tc.name+"/"+src.name, func(t *testing.T) {
 				rec := &appRecorder{next: src.app()}
-				s := src.start(t, tc.gate, rec)
+				s := src.start(t, "", tc.gate, rec)
 				c := newPipeClient(t, s, src)
 				h := tc.setup(t, s, src, c)
 				before, _, _ := rec.seen()
@@ -341,7 +343,7 @@ func enrolled(t *testing.T, s *site, src *pipeSource) []byte {
 func TestPipelineOTPHeaderAppLogin(t *testing.T) {
 	src := pipeSources()[1]
 	rec := &appRecorder{next: src.app()}
-	s := src.start(t, "", rec)
+	s := src.start(t, "", "", rec)
 	key := enrolled(t, s, src)
 
 	// The code of bob's client is not tried for alice, nor alice's for
@@ -386,5 +388,38 @@ func TestPipelineOTPHeaderAppLogin(t *testing.T) {
 	out.appLogin("alice", "wonderland").expectRedirect(t, "/.2fa/challenge")
 	if _, _, otp := rec.seen(); len(otp) > 0 {
 		t.Errorf("the application received the otp header as %v", otp)
+	}
+}
+
+// TestPipelineOTPAliasNeverReachesApp: where Caddy keeps the FastCGI
+// spelling X_Otp (expected_underscore_headers), the gate removes it from
+// requests that pass, by a session or by policy, from either identity
+// source.
+func TestPipelineOTPAliasNeverReachesApp(t *testing.T) {
+	for _, src := range pipeSources() {
+		t.Run(src.name, func(t *testing.T) {
+			rec := &appRecorder{next: src.app()}
+			s := src.start(t, "servers {\n\t\texpected_underscore_headers X_Otp\n\t}", "exempt users bob", rec)
+			c := newPipeClient(t, s, src)
+			key := c.enroll(t)
+			c.accept = "application/json"
+			before, _, _ := rec.seen()
+			c.req("GET", "/", nil, http.Header{"X_Otp": {totp(key, testNow())}}).expect(t, http.StatusOK)
+			if hits, m, _ := rec.seen(); hits != before+1 || m != MethodTOTP {
+				t.Fatalf("passed by the session: %d requests, method %q", hits-before, m)
+			}
+			// bob is exempt: he passes by policy.
+			bob := &pipeClient{browser: s.browser(""), src: src}
+			if src.header != nil {
+				bob.src = &pipeSource{header: http.Header{"X-User": {"bob"}}}
+			} else {
+				bob.appLogin("bob", "builder")
+			}
+			bob.accept = "application/json"
+			bob.req("GET", "/", nil, http.Header{"X_Otp": {"123456"}}).expect(t, http.StatusOK)
+			if _, m, otp := rec.seen(); m != MethodExempt || len(otp) > 0 {
+				t.Fatalf("exempt pass: method %q, the application received %v", m, otp)
+			}
+		})
 	}
 }
