@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-2fa/caddy-2fa/internal/demoapp"
+	"github.com/caddy-2fa/caddy-2fa/sessions"
 )
 
 // appRecorder is the application behind the gate in the pipeline tests:
@@ -179,6 +180,24 @@ http://localhost:%d {
 	return &site{t: t, base: fmt.Sprintf("http://localhost:%d", port), store: store}
 }
 
+// siteStore is the store the site's gate opened, from the store pool (not
+// through the realm registry, so that it does not depend on its API).
+func siteStore(t *testing.T, s *site) sessions.Store {
+	t.Helper()
+	var st sessions.Store
+	stores.Range(func(k, v any) bool {
+		if k == "file:"+s.store {
+			st = v.(pooledStore).Store
+			return false
+		}
+		return true
+	})
+	if st == nil {
+		t.Fatal("store not in pool")
+	}
+	return st
+}
+
 // breakStore closes the site's store under the running gate, as
 // TestStoreFailureFailsClosed does, and lets the session cache expire.
 func breakStore(t *testing.T, s *site) {
@@ -262,8 +281,7 @@ func TestPipelineSituations(t *testing.T) {
 		}, outcome{401, "two_factor_required"}},
 		{"disabled", "", func(t *testing.T, s *site, src *pipeSource, c *pipeClient) http.Header {
 			enrolled(t, s, src)
-			info, _ := LookupRealm("default")
-			if err := info.Store.SetDisabled(t.Context(), "default", "alice", testNow().Add(time.Hour)); err != nil {
+			if err := siteStore(t, s).SetDisabled(t.Context(), "default", "alice", testNow().Add(time.Hour)); err != nil {
 				t.Fatal(err)
 			}
 			return nil
