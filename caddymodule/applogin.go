@@ -422,8 +422,12 @@ func (h *Handler) refuseAmbiguous(w http.ResponseWriter, r *http.Request, reason
 	return h.renderError(w, r, http.StatusBadRequest, "ambiguous_request")
 }
 
-// serveAppLogin is ServeHTTP for identity source B.
-func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, gatePage bool) error {
+// serveAppLogin is identity source B ("app_login"): it reads what state
+// the request's application session is in, handles login attempts and
+// requests without a bound user itself, and hands every request with a
+// bound user to the pipeline (serve.go), with code the otp_header value
+// ServeHTTP took from the request.
+func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, code string, gatePage bool) error {
 	t := now()
 	ar, reason, err := h.readAppRequest(r, t, !gatePage)
 	if err != nil {
@@ -448,7 +452,7 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 		if ar.user == "" {
 			return h.renderError(w, r, http.StatusForbidden, "sign_in_first")
 		}
-		return h.serveGate(w, r, user)
+		return h.pipeline(w, r, next, repl, subject{user: user, app: ar}, code, true, t)
 	}
 	if r.Method == http.MethodPost && h.AppLogin.watches(r.URL.Path) {
 		name, present, err := readLoginAttempt(r, h.AppLogin.UsernameField)
@@ -479,41 +483,22 @@ func (h *Handler) serveAppLogin(w http.ResponseWriter, r *http.Request, next cad
 		return h.unknownAppSession(w, r, ar)
 	}
 	if ar.user != "" {
-		s, ok, err := h.verifiedSession(w, r, user, t)
-		if err != nil {
-			return h.unavailable(w, r, err)
-		}
-		method := s.Method
-		if !ok && h.trust > 0 {
-			if ok, err = h.trustedDevice(w, r, user, t); err != nil {
-				return h.unavailable(w, r, err)
-			}
-			method = MethodTrustedDevice
-		}
+		// The application session is bound to user: from here on, the
+		// same pipeline as the user placeholder source, with the
+		// bound (and anonymous) cookies only, and the application's
+		// answer watched. Policy passes (exempt, disabled, grace) keep
+		// the bound cookies; everyone else goes to the gate, and the
+		// cookies go nowhere.
 		ar.setHeader(r, keep)
 		fw := h.watchAppResponse(w, r, ar, t, true)
-		if !ok {
-			// Policy decides (exempt, disabled, grace pass with the
-			// bound cookies; everyone else goes to the gate, and the
-			// cookies go nowhere).
-			err = h.enforce(fw, r, next, repl, user, t)
-		} else {
-			if err := h.verifyBindings(r, ar, method, t); err != nil {
-				return h.unavailable(w, r, err)
-			}
-			if logout {
-				if err := h.endBindings(w, r, ar); err != nil {
-					return h.unavailable(w, r, err)
-				}
-			}
-			h.expireUnknown(w, r, ar)
-			err = h.pass(fw, r, next, repl, method)
-		}
+		err = h.pipeline(fw, r, next, repl, subject{user: user, app: ar, logout: logout}, code, false, t)
 		if fw.err != nil {
 			h.logger.Error("following the application's session cookies", zap.String("realm", h.Realm), zap.Error(fw.err))
 		}
 		return err
 	}
+	// No bound user: a code in otp_header has nobody to be checked for
+	// and was only removed; the request goes on as one without a user.
 	if ar.count(cookieUnknown) > 0 {
 		if !(loginPage || logout) {
 			return h.unknownAppSession(w, r, ar)
@@ -590,7 +575,12 @@ func (h *Handler) endBindings(w http.ResponseWriter, r *http.Request, ar *appReq
 
 // endGateSession ends the browser's 2FA session, if it has one.
 func (h *Handler) endGateSession(w http.ResponseWriter, r *http.Request) error {
-	if sid := h.readCookie(r, sessionCookie); sid != nil {
+	sid := h.readCookie(r, sessionCookie)
+	if fw, ok := w.(*appCookieWatcher); ok {
+		// The session started in this request, if one was.
+		sid = fw.gateSID
+	}
+	if sid != nil {
 		if err := h.store.DeleteSession(r.Context(), h.Realm, string(sid)); err != nil {
 			return err
 		}

@@ -55,7 +55,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	delete(r.Header, "X-Rewrite-Url")
 	gatePage := r.URL.Path == h.PathPrefix || strings.HasPrefix(r.URL.Path, h.PathPrefix+"/")
 	if h.AppLogin != nil {
-		return h.serveAppLogin(w, r, next, repl, gatePage)
+		return h.serveAppLogin(w, r, next, repl, code, gatePage)
 	}
 	name := repl.ReplaceAll(h.User, "")
 	// The application gets the name as the first factor gave it (that is
@@ -79,31 +79,84 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		}
 		return h.renderError(w, r, http.StatusForbidden, "no_identity")
 	}
-	if gatePage {
-		return h.serveGate(w, r, user)
-	}
+	return h.pipeline(w, r, next, repl, subject{user: user}, code, gatePage, now())
+}
 
-	t := now()
-	s, ok, err := h.verifiedSession(w, r, user, t)
+// subject is what an identity source learned of a request before the
+// pipeline runs: who the user is and, with app_login, what state the
+// application session is in.
+type subject struct {
+	// user is the canonical name the user's records are stored under
+	// (identity.go); never empty.
+	user string
+	// app is what app_login made of the request's application session
+	// cookies (nil for the user placeholder source). Its bound cookies
+	// belong to user; the Cookie header already withholds the others.
+	app *appRequest
+	// logout is set for a request to app_login's logout_path.
+	logout bool
+}
+
+// pipeline is the one path every request with a known user takes, from
+// either identity source (ServeHTTP for "user <placeholder>",
+// serveAppLogin for app_login), in this order:
+//
+//  1. gate pages (enroll, challenge, settings, ...) are served here;
+//  2. a verified 2FA session for the user passes;
+//  3. a code in otp_header is checked for the user (serveOTPHeader) and
+//     passes or is refused; it is never tried against anyone else;
+//  4. a trusted-device cookie for the user starts a session and passes;
+//  5. policy (enforce): exempt, disabled, not required and grace pass;
+//  6. enforce: everyone else is sent to enrollment or the challenge (303
+//     for a browser, 401 JSON otherwise).
+//
+// Whatever passes goes through passVerified or pass, which strip the
+// gate's cookies and the identity header's aliases; the otp_header and
+// its aliases were already removed by takeOTPHeader. A store failure at
+// any step is a 503, never a pass.
+func (h *Handler) pipeline(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, sub subject, code string, gatePage bool, t time.Time) error {
+	if gatePage {
+		return h.serveGate(w, r, sub.user)
+	}
+	s, ok, err := h.verifiedSession(w, r, sub.user, t)
 	if err != nil {
 		return h.unavailable(w, r, err)
 	}
 	if ok {
-		return h.pass(w, r, next, repl, s.Method)
+		return h.passVerified(w, r, next, repl, sub, s.Method, t)
 	}
 	if code != "" {
-		return h.serveOTPHeader(w, r, next, repl, user, code, t)
+		return h.serveOTPHeader(w, r, next, repl, sub, code, t)
 	}
 	if h.trust > 0 {
-		ok, err := h.trustedDevice(w, r, user, t)
+		ok, err := h.trustedDevice(w, r, sub.user, t)
 		if err != nil {
 			return h.unavailable(w, r, err)
 		}
 		if ok {
-			return h.pass(w, r, next, repl, MethodTrustedDevice)
+			return h.passVerified(w, r, next, repl, sub, MethodTrustedDevice, t)
 		}
 	}
-	return h.enforce(w, r, next, repl, user, t)
+	return h.enforce(w, r, next, repl, sub.user, t)
+}
+
+// passVerified passes a request whose second factor was verified by
+// method (a session, a code, a trusted device). With app_login it first
+// marks the request's pending bindings verified and, on the
+// application's logout path, ends them and the 2FA session.
+func (h *Handler) passVerified(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, sub subject, method string, t time.Time) error {
+	if ar := sub.app; ar != nil {
+		if err := h.verifyBindings(r, ar, method, t); err != nil {
+			return h.unavailable(w, r, err)
+		}
+		if sub.logout {
+			if err := h.endBindings(w, r, ar); err != nil {
+				return h.unavailable(w, r, err)
+			}
+		}
+		h.expireUnknown(w, r, ar)
+	}
+	return h.pass(w, r, next, repl, method)
 }
 
 // pass hands the request on with {http.two_factor.method} set and the
@@ -246,13 +299,23 @@ func (h *Handler) deleteDevice(ctx context.Context, token []byte) error {
 	return nil
 }
 
-// serveOTPHeader checks a TOTP code sent by an API client in otp_header.
-// ServeHTTP has already removed the header from the request.
-func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, user, code string, t time.Time) error {
+// serveOTPHeader checks a TOTP code sent by an API client in otp_header,
+// for sub.user only. ServeHTTP has already removed the header from the
+// request. A right code does what the challenge page does: it starts a
+// 2FA session (its cookie in the response) and, with app_login, marks the
+// request's pending bindings verified, so a client that logged in to the
+// application and then sent one code is signed in like a browser that
+// filled in the challenge.
+func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, repl *caddy.Replacer, sub subject, code string, t time.Time) error {
+	user := sub.user
 	ctx := r.Context()
 	e, err := h.store.Enrollment(ctx, h.Realm, user)
 	if errors.Is(err, sessions.ErrNotFound) {
-		return h.redirectToGate(w, r, false)
+		// No authenticator to check the code against: the request is
+		// one without a code, and policy decides (an exempt or
+		// not-yet-required user passes as without the header; anyone
+		// else is sent to enrollment).
+		return h.enforce(w, r, next, repl, user, t)
 	}
 	if err != nil {
 		return h.unavailable(w, r, err)
@@ -281,10 +344,10 @@ func (h *Handler) serveOTPHeader(w http.ResponseWriter, r *http.Request, next ca
 	if err := h.attemptSucceeded(ctx, user, ip, t); err != nil {
 		return h.unavailable(w, r, err)
 	}
-	if err := h.succeeded(w, r, user, MethodTOTP, t); err != nil {
+	if err := h.succeededFor(w, r, sub, MethodTOTP, t); err != nil {
 		return h.unavailable(w, r, err)
 	}
-	return h.pass(w, r, next, repl, MethodTOTP)
+	return h.passVerified(w, r, next, repl, sub, MethodTOTP, t)
 }
 
 // checkTOTP verifies code against the enrollment and claims its time step,
@@ -354,10 +417,24 @@ func enrollmentParams(e sessions.Enrollment) challenge.Params {
 // succeeded starts a fresh session after a second factor was verified
 // (its reserved attempt settled by attemptSucceeded first).
 func (h *Handler) succeeded(w http.ResponseWriter, r *http.Request, user, method string, t time.Time) error {
+	return h.succeededFor(w, r, subject{user: user}, method, t)
+}
+
+// succeededFor is succeeded for a subject the pipeline already read: its
+// application bindings (if any) are marked verified in place, so that
+// passVerified does not write them again.
+func (h *Handler) succeededFor(w http.ResponseWriter, r *http.Request, sub subject, method string, t time.Time) error {
+	user := sub.user
 	if err := h.startSession(w, r, user, method, "", t); err != nil {
 		return err
 	}
-	if err := h.verifyAppBinding(r, user, method, t); err != nil {
+	var err error
+	if sub.app != nil {
+		err = h.verifyBindings(r, sub.app, method, t)
+	} else {
+		err = h.verifyAppBinding(r, user, method, t)
+	}
+	if err != nil {
 		return err
 	}
 	if err := h.store.RecordVerification(r.Context(), h.Realm, user, method, t); err != nil {
@@ -392,6 +469,12 @@ func (h *Handler) startSession(w http.ResponseWriter, r *http.Request, user, met
 	}
 	if err := h.store.PutSession(r.Context(), h.Realm, id, s); err != nil {
 		return err
+	}
+	if fw, ok := w.(*appCookieWatcher); ok {
+		// Started on the way to the application (an otp_header code, a
+		// trusted device): an application logout in this very request
+		// must end this session, not the one the browser brought.
+		fw.gateSID = []byte(id)
 	}
 	return h.setCookie(w, r, sessionCookie, []byte(id), ttl)
 }
