@@ -193,7 +193,10 @@ type Handler struct {
 	// towards MaxAttempts. The header (and its spellings with '_' for
 	// '-') is removed from every request the gate handles, so the
 	// application never receives a code, and Caddy's access log shows it
-	// as REDACTED. Default: off.
+	// as REDACTED. With app_login, a code counts for the user the
+	// request's application session is bound to (and verifies that
+	// binding); without a bound session it is removed and ignored.
+	// Default: off.
 	OTPHeader string `json:"otp_header,omitempty"`
 
 	// PathPrefix is where the gate's pages live. Default: /.2fa.
