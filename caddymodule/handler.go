@@ -15,7 +15,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/gorilla/securecookie"
 	"go.uber.org/zap"
 	"golang.org/x/text/language"
 
@@ -46,8 +45,6 @@ const (
 	// pendingEnrollmentTTL is how long a secret shown on the enrollment
 	// page can still be confirmed.
 	pendingEnrollmentTTL = 15 * time.Minute
-	// csrfTTL bounds how long a rendered form can be submitted.
-	csrfTTL = 12 * time.Hour
 	// maxSkew is the largest skew accepted: 3 steps (±90 s) is already
 	// more than RFC 6238 §5.2 recommends.
 	maxSkew = 3
@@ -279,13 +276,16 @@ type Handler struct {
 	// if it reads one.
 	identityHeader string
 
-	sessionCodec *securecookie.SecureCookie
-	deviceCodec  *securecookie.SecureCookie
-	csrfCodec    *securecookie.SecureCookie
-	// prevCodecs are the codecs of PreviousSecrets, tried in order when
-	// the current codec does not verify a cookie; one slice per codec
-	// above (session, device, csrf).
-	prevCodecs   [3][]*securecookie.SecureCookie
+	// codecs sign and verify the gate's cookies with the current
+	// secret's keys, one codec per cookie kind (cookies.go).
+	codecs cookieCodecs
+	// prevCodecs are the codecs of PreviousSecrets, in their order, tried
+	// when codecs do not verify a cookie.
+	prevCodecs []cookieCodecs
+	// verified remembers the cookie values these codecs verified in the
+	// last second. It is the handler's, so a reload forgets it together
+	// with the keys it no longer has.
+	verified     *verifiedCookies
 	cookieSuffix string
 
 	// names resolves canonical identities to the names their records are
@@ -470,14 +470,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	h.sessionCodec = newCodec(h.keys.SessionMAC, time.Duration(h.SessionTTL))
-	h.deviceCodec = newCodec(h.keys.DeviceMAC, h.trust)
-	h.csrfCodec = newCodec(h.keys.CSRFMAC, csrfTTL)
+	h.codecs = newCookieCodecs(h.keys, time.Duration(h.SessionTTL), h.trust)
+	h.prevCodecs = nil
 	for _, k := range h.ring.Previous {
-		h.prevCodecs[0] = append(h.prevCodecs[0], newCodec(k.SessionMAC, time.Duration(h.SessionTTL)))
-		h.prevCodecs[1] = append(h.prevCodecs[1], newCodec(k.DeviceMAC, h.trust))
-		h.prevCodecs[2] = append(h.prevCodecs[2], newCodec(k.CSRFMAC, csrfTTL))
+		h.prevCodecs = append(h.prevCodecs, newCookieCodecs(k, time.Duration(h.SessionTTL), h.trust))
 	}
+	h.verified = newVerifiedCookies()
 	h.cop = http.NewCrossOriginProtection()
 
 	if h.pages, err = templates.Load(templates.Options{Dir: h.Templates, Logo: h.Logo, Accent: h.Accent}); err != nil {
@@ -734,14 +732,6 @@ func (h *Handler) Cleanup() error {
 		return err
 	}
 	return nil
-}
-
-func newCodec(hashKey []byte, maxAge time.Duration) *securecookie.SecureCookie {
-	c := securecookie.New(hashKey, nil)
-	c.SetSerializer(securecookie.NopEncoder{})
-	c.MaxAge(int(maxAge / time.Second))
-	c.MaxLength(1024)
-	return c
 }
 
 func validatePathPrefix(p string) error {
