@@ -794,7 +794,8 @@ func TestAppLoginOptions(t *testing.T) {
 	for _, tc := range []struct{ block, want string }{
 		{"success", "app_login: success: expected redirect"},
 		{"success maybe", `app_login: success: unknown kind "maybe"`},
-		{"success status 2000", `app_login: success status: "2000" is not an HTTP status code`},
+		{"success status 2000", `app_login: success status 2000 is not an HTTP status code`}, // Validate's rule
+		{"success status x", `app_login: success status: "x" is not an HTTP status code`},    // the parser's syntax
 		{"success status", "app_login: success status: expected at least one status code"},
 		{"success redirect\n success redirect", "app_login: success redirect specified more than once"},
 		{"success location", "app_login: success location: expected exactly one value, got 0"},

@@ -44,7 +44,7 @@ func TestSessionFixation(t *testing.T) {
 	key, _ := s.browser("alice").enroll()
 	info, _ := runningRealm("default")
 	h := fuzzCookieHandler(t)
-	planted, err := h.sessionCodec.Encode(sessionCookie, []byte("attacker-chosen-session-id"))
+	planted, err := h.codecs.session.Encode(sessionCookie, []byte("attacker-chosen-session-id"))
 	if err != nil {
 		t.Fatal(err)
 	}

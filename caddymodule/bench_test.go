@@ -30,7 +30,7 @@ func benchGate(b *testing.B, store *StoreConfig) (*Handler, string) {
 	if err := h.store.PutSession(context.Background(), h.Realm, id, sessions.Session{User: "alice", Method: MethodTOTP, Created: t, Expires: t.Add(time.Hour), LastSeen: t}); err != nil {
 		b.Fatal(err)
 	}
-	enc, err := h.sessionCodec.Encode(sessionCookie, []byte(id))
+	enc, err := h.codecs.session.Encode(sessionCookie, []byte(id))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,16 +3,11 @@ package caddymodule
 import (
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"golang.org/x/text/language"
-
-	"github.com/caddy-2fa/caddy-2fa/keyring"
-	"github.com/caddy-2fa/caddy-2fa/templates"
 )
 
 func init() {
@@ -57,45 +52,55 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	        master_name  <name>             # Sentinel
 //	        username     <user>
 //	        password     <password>         # e.g. {env.REDIS_PASSWORD}
-//	        db           <n>
+//	        db           <n>                # 0 to 65536
 //	        tls
 //	        key_prefix   <prefix>           # default caddy2fa
-//	        pool_size    <n>
+//	        pool_size    <n>                # 0 to 65536; default go-redis's
 //	        dial_timeout <duration>
 //	        read_timeout <duration>
 //	    }]
-//	    session_ttl    <duration>           # default 12h
-//	    idle_timeout   <duration>           # default 0 (none)
+//	    session_ttl    <duration>           # default 12h; at least 1m
+//	    idle_timeout   <duration>           # default 0 (none); else at least 1m
 //	    trust_device   <duration>           # default 30d; 0 disables
 //	    skew           <steps>              # default 1, at most 3
-//	    max_attempts   <n> <window> <lockout>  # default 5 5m 15m
-//	    recovery_codes <n>                  # default 10; 0 disables
+//	    max_attempts   <n> <window> <lockout>  # default 5 5m 15m; n from 1 to 100
+//	    recovery_codes <n>                  # default 10; 0 disables; at most 100
 //	    otp_header     <name>               # default off
 //	    path_prefix    <path>               # default /.2fa
 //	    templates      <dir>                # default: embedded pages
 //	    title          <text>               # default "Two-factor authentication"
+//	    logo           <https URL>|<path>|file:<file>  # default none
+//	    accent         "<#rgb or #rrggbb>"  # quoted; default the stylesheet's blue
+//	    lang           <tag>                # default: the browser's Accept-Language
 //	}
 //
 // Every option may appear once, except app_login's path, session_cookie
 // and success (one line per kind).
+//
+// The parser only reads the syntax (an option's arguments, a number or
+// duration that does not parse); the rules on the values are Validate's,
+// the same for a JSON config. Validate runs once the block is read, and
+// its error is reported at the line of the option it names.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
+	directive := d.Token()
 	if d.NextArg() {
 		return d.Errf("two_factor takes no arguments on its first line, got %q (options go in a block)", d.Val())
 	}
-	seen := map[string]bool{}
-	// An unknown lang is only an error if the templates option (which may
-	// come later in the block) adds no catalogs; the error is made here so
-	// that it names the lang line.
-	var langErr error
+	// lines holds each option's first token, where Validate's error about
+	// the option is reported.
+	lines := map[string]caddyfile.Token{}
 	for d.NextBlock(0) {
 		opt := d.Val()
-		if seen[opt] {
+		if _, seen := lines[opt]; seen && opt != "exempt" {
 			return d.Errf("%s: specified more than once", opt)
 		}
-		seen[opt] = true
+		if _, seen := lines[opt]; !seen {
+			lines[opt] = d.Token()
+		}
 		switch opt {
-		case "user", "issuer", "realm", "secret", "otp_header", "path_prefix", "templates", "title", "lang", "logo":
+		case "user", "issuer", "realm", "secret", "otp_header", "path_prefix", "templates", "title", "lang", "logo",
+			"anonymous", "groups", "enrollment":
 			val, err := oneArg(d, opt)
 			if err != nil {
 				return err
@@ -110,33 +115,23 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			case "secret":
 				h.Secret = val
 			case "otp_header":
-				if !validHeaderName(val) {
-					return d.Errf("otp_header: %q is not a valid header name", val)
-				}
 				h.OTPHeader = val
 			case "path_prefix":
-				if err := validatePathPrefix(val); err != nil {
-					return d.Errf("path_prefix: %v", err)
-				}
 				h.PathPrefix = val
 			case "templates":
 				h.Templates = val
 			case "title":
 				h.Title = val
-			case "logo":
-				if err := templates.CheckLogo(val); err != nil {
-					return d.Errf("%v", err)
-				}
-				h.Logo = val
 			case "lang":
-				tag, err := language.Parse(val)
-				if err != nil {
-					return d.Errf("lang: %q is not a language tag such as en or ja", val)
-				}
-				if _, ok := templates.EmbeddedLanguage(val); !ok {
-					langErr = d.Errf("lang: no catalog for %q (built in: %s; a templates directory can add one in locales/<tag>.json)", val, strings.Join(templates.EmbeddedLanguages(), ", "))
-				}
-				h.Lang = tag.String()
+				h.Lang = val
+			case "logo":
+				h.Logo = val
+			case "anonymous":
+				h.Anonymous = val
+			case "groups":
+				h.Groups = val
+			case "enrollment":
+				h.Enrollment = val
 			}
 
 		case "accent":
@@ -151,20 +146,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextBlock(d.Nesting()) {
 				return d.Errf("accent: takes no block")
 			}
-			if err := templates.CheckAccent(args[0]); err != nil {
-				return d.Errf("%v", err)
-			}
 			h.Accent = args[0]
-
-		case "anonymous":
-			val, err := oneArg(d, opt)
-			if err != nil {
-				return err
-			}
-			if val != "deny" && val != "allow" {
-				return d.Errf("anonymous: must be deny or allow, got %q", val)
-			}
-			h.Anonymous = val
 
 		case "store":
 			sc, err := parseStore(d)
@@ -173,63 +155,52 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Store = sc
 
-		case "session_ttl", "idle_timeout", "trust_device":
-			val, err := oneArg(d, opt)
+		case "session_ttl", "idle_timeout", "trust_device", "grace":
+			dur, err := durationArg(d, opt)
 			if err != nil {
 				return err
-			}
-			dur, err := caddy.ParseDuration(val)
-			if err != nil {
-				return d.Errf("%s: invalid duration %q: %v", opt, val, err)
-			}
-			switch {
-			case dur < 0:
-				return d.Errf("%s: must not be negative, got %q", opt, val)
-			case opt == "session_ttl" && dur < time.Minute:
-				return d.Errf("session_ttl: must be at least 1m, got %q", val)
-			case opt == "idle_timeout" && dur > 0 && dur < time.Minute:
-				return d.Errf("idle_timeout: must be 0 or at least 1m, got %q", val)
 			}
 			switch opt {
 			case "session_ttl":
-				h.SessionTTL = caddy.Duration(dur)
+				h.SessionTTL = dur
 			case "idle_timeout":
-				h.IdleTimeout = caddy.Duration(dur)
+				h.IdleTimeout = dur
 			case "trust_device":
-				cd := caddy.Duration(dur)
-				h.TrustDevice = &cd
+				h.TrustDevice = &dur
+			case "grace":
+				h.Grace = dur
 			}
 
-		case "skew":
-			n, err := intArg(d, opt, 0, maxSkew)
+		case "skew", "recovery_codes":
+			n, err := intArg(d, opt)
 			if err != nil {
 				return err
 			}
-			h.Skew = &n
-
-		case "recovery_codes":
-			n, err := intArg(d, opt, 0, 100)
-			if err != nil {
-				return err
+			if opt == "skew" {
+				h.Skew = &n
+			} else {
+				h.RecoveryCodes = &n
 			}
-			h.RecoveryCodes = &n
 
 		case "max_attempts":
 			args := d.RemainingArgs()
 			if len(args) != 3 {
 				return d.Errf("max_attempts: expected <n> <window> <lockout>, e.g. max_attempts 5 5m 15m; got %d arguments", len(args))
 			}
+			if d.NextBlock(d.Nesting()) {
+				return d.Errf("max_attempts: takes no block")
+			}
 			n, err := strconv.Atoi(args[0])
-			if err != nil || n < 1 || n > 100 {
-				return d.Errf("max_attempts: count must be a whole number from 1 to 100, got %q", args[0])
+			if err != nil {
+				return d.Errf("max_attempts: count must be a whole number, got %q", args[0])
 			}
 			window, err := caddy.ParseDuration(args[1])
-			if err != nil || window <= 0 {
-				return d.Errf("max_attempts: invalid window %q", args[1])
+			if err != nil {
+				return d.Errf("max_attempts: invalid window %q: %v", args[1], err)
 			}
 			lockout, err := caddy.ParseDuration(args[2])
-			if err != nil || lockout <= 0 {
-				return d.Errf("max_attempts: invalid lockout %q", args[2])
+			if err != nil {
+				return d.Errf("max_attempts: invalid lockout %q: %v", args[2], err)
 			}
 			h.MaxAttempts = &AttemptLimit{Max: n, Window: caddy.Duration(window), Lockout: caddy.Duration(lockout)}
 
@@ -245,6 +216,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.Errf("require: expected all, enrolled, users <name...> or groups <name...>")
 			}
+			if d.NextBlock(d.Nesting()) {
+				return d.Errf("require: takes no block")
+			}
 			q := &Requirement{Mode: args[0]}
 			switch args[0] {
 			case "users":
@@ -253,27 +227,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				q.Groups = args[1:]
 			default:
 				if len(args) > 1 {
+					// Only users and groups have a place for names.
 					return d.Errf("require %s: takes no names, got %q", args[0], args[1])
 				}
 			}
-			if err := q.validate(); err != nil {
-				return d.Errf("%v", err)
-			}
 			h.Require = q
-
-		case "groups":
-			val, err := oneArg(d, opt)
-			if err != nil {
-				return err
-			}
-			h.Groups = val
 
 		case "exempt":
 			// exempt may appear twice: once for users, once for groups.
-			delete(seen, "exempt")
 			args := d.RemainingArgs()
 			if len(args) < 2 || (args[0] != "users" && args[0] != "groups") {
 				return d.Errf("exempt: expected users <name...> or groups <name...>")
+			}
+			if d.NextBlock(d.Nesting()) {
+				return d.Errf("exempt: takes no block")
 			}
 			if h.Exempt == nil {
 				h.Exempt = &Exemption{}
@@ -282,23 +249,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if args[0] == "groups" {
 				list = &h.Exempt.Groups
 			}
-			if len(*list) > 0 {
+			if *list != nil {
 				return d.Errf("exempt %s: specified more than once", args[0])
 			}
-			if err := validGlobs("exempt "+args[0], args[1:]); err != nil {
-				return d.Errf("%v", err)
-			}
 			*list = args[1:]
-
-		case "enrollment":
-			val, err := oneArg(d, opt)
-			if err != nil {
-				return err
-			}
-			if val != "open" && val != "invite" {
-				return d.Errf("enrollment: must be open or invite, got %q", val)
-			}
-			h.Enrollment = val
 
 		case "previous_secrets":
 			args := d.RemainingArgs()
@@ -308,42 +262,36 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextBlock(d.Nesting()) {
 				return d.Errf("previous_secrets: takes no block")
 			}
-			for i, v := range args {
-				// Lengths of placeholders are checked at load.
-				if !strings.Contains(v, "{") && len(v) < keyring.MinSecretLen {
-					return d.Errf("previous_secrets: value %d must be at least %d bytes, got %d", i+1, keyring.MinSecretLen, len(v))
-				}
-			}
 			h.PreviousSecrets = args
-
-		case "grace":
-			val, err := oneArg(d, opt)
-			if err != nil {
-				return err
-			}
-			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur < 0 {
-				return d.Errf("grace: invalid duration %q", val)
-			}
-			h.Grace = caddy.Duration(dur)
 
 		default:
 			return d.Errf("unrecognized two_factor option %q", opt)
 		}
 	}
-	if langErr != nil && h.Templates == "" {
-		return langErr
-	}
-	if seen["previous_secrets"] && !seen["secret"] {
-		return d.Errf("previous_secrets: needs secret (the new value) in the same block")
-	}
-	if h.AppLogin != nil && seen["user"] {
-		return d.Errf("app_login: cannot be combined with user (the user comes from the application's login)")
-	}
-	if h.AppLogin != nil && seen["anonymous"] {
-		return d.Errf("app_login: cannot be combined with anonymous (requests without the application's cookie pass anyway)")
+	if err := h.Validate(); err != nil {
+		tok, ok := lines[optionOf(err)]
+		if !ok {
+			tok = directive
+		}
+		return errAt(tok, err)
 	}
 	return nil
+}
+
+// optionOf is the top-level option an error of Validate's names: every
+// such error starts with the option ("store redis: db: ..." is store's).
+func optionOf(err error) string {
+	head, _, _ := strings.Cut(err.Error(), ":")
+	opt, _, _ := strings.Cut(head, " ")
+	return opt
+}
+
+// errAt reports err at tok's file and line, the way the Caddyfile's own
+// errors are.
+func errAt(tok caddyfile.Token, err error) error {
+	d := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	d.Next()
+	return d.WrapErr(err)
 }
 
 // parseAppLogin reads the app_login block. session_cookie, path and
@@ -400,9 +348,6 @@ func parseAppLogin(d *caddyfile.Dispenser) (*AppLogin, error) {
 			return nil, d.Errf("app_login: unrecognized option %q", opt)
 		}
 	}
-	if err := al.validate(); err != nil {
-		return nil, d.Errf("%v", err)
-	}
 	return al, nil
 }
 
@@ -433,7 +378,7 @@ func parseLoginSuccess(d *caddyfile.Dispenser, s *LoginSuccess, seen map[string]
 		}
 		for _, a := range args[1:] {
 			n, err := strconv.Atoi(a)
-			if err != nil || n < 100 || n > 599 {
+			if err != nil {
 				return d.Errf("app_login: success status: %q is not an HTTP status code", a)
 			}
 			s.Status = append(s.Status, n)
@@ -503,7 +448,7 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 					sc.KeyPrefix = val
 				}
 			case "db", "pool_size":
-				n, err := intArg(d, "store redis: "+opt, 0, 1<<16)
+				n, err := intArg(d, "store redis: "+opt)
 				if err != nil {
 					return nil, err
 				}
@@ -518,28 +463,18 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 				}
 				sc.TLS = true
 			case "dial_timeout", "read_timeout":
-				val, err := oneArg(d, "store redis: "+opt)
+				dur, err := durationArg(d, "store redis: "+opt)
 				if err != nil {
 					return nil, err
 				}
-				dur, err := caddy.ParseDuration(val)
-				if err != nil || dur <= 0 {
-					return nil, d.Errf("store redis: %s: invalid duration %q", opt, val)
-				}
 				if opt == "dial_timeout" {
-					sc.DialTimeout = caddy.Duration(dur)
+					sc.DialTimeout = dur
 				} else {
-					sc.ReadTimeout = caddy.Duration(dur)
+					sc.ReadTimeout = dur
 				}
 			default:
 				return nil, d.Errf("store redis: unrecognized option %q", opt)
 			}
-		}
-		if len(sc.URLs) == 0 && len(sc.Addrs) == 0 {
-			return nil, d.Errf("store redis: needs a URL (store redis redis://host:6379) or addrs in a block")
-		}
-		if len(sc.URLs) > 0 && len(sc.Addrs) > 0 {
-			return nil, d.Errf("store redis: give URLs or addrs, not both")
 		}
 		return sc, nil
 	}
@@ -558,17 +493,31 @@ func oneArg(d *caddyfile.Dispenser, opt string) (string, error) {
 	return args[0], nil
 }
 
-// intArg reads one whole number in [lo, hi] for opt.
-func intArg(d *caddyfile.Dispenser, opt string, lo, hi int) (int, error) {
+// intArg reads one whole number for opt; its range is Validate's rule.
+func intArg(d *caddyfile.Dispenser, opt string) (int, error) {
 	val, err := oneArg(d, opt)
 	if err != nil {
 		return 0, err
 	}
 	n, err := strconv.Atoi(val)
-	if err != nil || n < lo || n > hi {
-		return 0, d.Errf("%s: must be a whole number from %d to %d, got %q", opt, lo, hi, val)
+	if err != nil {
+		return 0, d.Errf("%s: expected a whole number, got %q", opt, val)
 	}
 	return n, nil
+}
+
+// durationArg reads one duration (such as 90s, 12h or 30d) for opt; its
+// range is Validate's rule.
+func durationArg(d *caddyfile.Dispenser, opt string) (caddy.Duration, error) {
+	val, err := oneArg(d, opt)
+	if err != nil {
+		return 0, err
+	}
+	dur, err := caddy.ParseDuration(val)
+	if err != nil {
+		return 0, d.Errf("%s: invalid duration %q: %v", opt, val, err)
+	}
+	return caddy.Duration(dur), nil
 }
 
 // Interface guard

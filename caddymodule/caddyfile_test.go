@@ -2,6 +2,10 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +51,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			TrustDevice: dur(14 * 24 * time.Hour), Skew: intp(0),
 			MaxAttempts:   &AttemptLimit{Max: 10, Window: caddy.Duration(10 * time.Minute), Lockout: caddy.Duration(time.Hour)},
 			RecoveryCodes: intp(0), OTPHeader: "X-OTP", PathPrefix: "/_mfa", Templates: "/etc/caddy/2fa", Title: "ACME login",
-			Lang: "ja", Logo: "https://cdn.example.com/logo.svg", Accent: "#0B6E4F",
+			Lang: "JA", Logo: "https://cdn.example.com/logo.svg", Accent: "#0B6E4F",
 		}},
 		// The file is read at load, not when the Caddyfile is adapted.
 		{"logo file", "two_factor {\n logo file:/etc/caddy/logo.svg\n}", Handler{Logo: "file:/etc/caddy/logo.svg"}},
@@ -56,8 +60,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		// Without the templates option only the built-in catalogs count;
 		// with it, the directory may add the language (checked at load).
 		{"lang from a templates directory", "two_factor {\n lang de\n templates /etc/caddy/2fa\n}", Handler{Templates: "/etc/caddy/2fa", Lang: "de"}},
-		{"store redis url", "two_factor {\n store redis redis://127.0.0.1:6379/2 unix:///run/r.sock\n}", Handler{Store: &StoreConfig{Backend: "redis", URLs: []string{"redis://127.0.0.1:6379/2", "unix:///run/r.sock"}}}},
+		{"store redis url", "two_factor {\n secret {env.S}\n store redis redis://127.0.0.1:6379/2 unix:///run/r.sock\n}", Handler{Secret: "{env.S}", Store: &StoreConfig{Backend: "redis", URLs: []string{"redis://127.0.0.1:6379/2", "unix:///run/r.sock"}}}},
 		{"store redis block", `two_factor {
+			secret {env.S}
 			store redis {
 				addrs 10.0.0.1:26379 10.0.0.2:26379
 				master_name mymaster
@@ -70,7 +75,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				dial_timeout 2s
 				read_timeout 500ms
 			}
-		}`, Handler{Store: &StoreConfig{Backend: "redis", URLs: []string{}, Addrs: []string{"10.0.0.1:26379", "10.0.0.2:26379"}, MasterName: "mymaster",
+		}`, Handler{Secret: "{env.S}", Store: &StoreConfig{Backend: "redis", URLs: []string{}, Addrs: []string{"10.0.0.1:26379", "10.0.0.2:26379"}, MasterName: "mymaster",
 			Username: "gate", Password: "{env.REDIS_PASSWORD}", DB: 3, TLS: true, KeyPrefix: "app2fa", PoolSize: 20,
 			DialTimeout: caddy.Duration(2 * time.Second), ReadTimeout: caddy.Duration(500 * time.Millisecond)}}},
 		{"store file default path", "two_factor {\n store file\n}", Handler{Store: &StoreConfig{Backend: "file"}}},
@@ -97,19 +102,19 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two_factor {\n user\n}", "user: expected exactly one value, got 0"},
 		{"two_factor {\n user a b\n}", "user: expected exactly one value, got 2"},
 		{"two_factor {\n anonymous maybe\n}", `anonymous: must be deny or allow, got "maybe"`},
-		{"two_factor {\n skew 5\n}", `skew: must be a whole number from 0 to 3, got "5"`},
-		{"two_factor {\n skew -1\n}", `skew: must be a whole number from 0 to 3, got "-1"`},
-		{"two_factor {\n skew one\n}", `skew: must be a whole number from 0 to 3, got "one"`},
+		{"two_factor {\n skew 5\n}", `skew: must be a whole number from 0 to 3, got 5`},
+		{"two_factor {\n skew -1\n}", `skew: must be a whole number from 0 to 3, got -1`},
+		{"two_factor {\n skew one\n}", `skew: expected a whole number, got "one"`},
 		{"two_factor {\n session_ttl soon\n}", `session_ttl: invalid duration "soon"`},
-		{"two_factor {\n session_ttl 10s\n}", `session_ttl: must be at least 1m, got "10s"`},
-		{"two_factor {\n idle_timeout 5s\n}", `idle_timeout: must be 0 or at least 1m, got "5s"`},
-		{"two_factor {\n trust_device -1h\n}", `trust_device: must not be negative, got "-1h"`},
+		{"two_factor {\n session_ttl 10s\n}", `session_ttl: must be at least 1m, got 10s`},
+		{"two_factor {\n idle_timeout 5s\n}", `idle_timeout: must be 0 (none) or at least 1m, got 5s`},
+		{"two_factor {\n trust_device -1h\n}", `trust_device: must not be negative, got -1h0m0s`},
 		{"two_factor {\n max_attempts 5\n}", "max_attempts: expected <n> <window> <lockout>, e.g. max_attempts 5 5m 15m; got 1 arguments"},
-		{"two_factor {\n max_attempts 0 5m 15m\n}", `max_attempts: count must be a whole number from 1 to 100, got "0"`},
+		{"two_factor {\n max_attempts 0 5m 15m\n}", `max_attempts: count must be a whole number from 1 to 100, got 0`},
 		{"two_factor {\n max_attempts 5 5x 15m\n}", `max_attempts: invalid window "5x"`},
 		{"two_factor {\n max_attempts 5 5m never\n}", `max_attempts: invalid lockout "never"`},
-		{"two_factor {\n recovery_codes many\n}", `recovery_codes: must be a whole number from 0 to 100, got "many"`},
-		{"two_factor {\n recovery_codes 1000\n}", `recovery_codes: must be a whole number from 0 to 100, got "1000"`},
+		{"two_factor {\n recovery_codes many\n}", `recovery_codes: expected a whole number, got "many"`},
+		{"two_factor {\n recovery_codes 1000\n}", `recovery_codes: must be a whole number from 0 to 100, got 1000`},
 		{"two_factor {\n otp_header \"X OTP\"\n}", `otp_header: "X OTP" is not a valid header name`},
 		{"two_factor {\n path_prefix 2fa\n}", `path_prefix: must start with / and name a path, got "2fa"`},
 		{"two_factor {\n path_prefix /2fa/\n}", `path_prefix: must not end with /, got "/2fa/"`},
@@ -118,7 +123,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two_factor {\n store memcached\n}", `store: unknown backend "memcached" (known: file, redis)`},
 		{"two_factor {\n store redis\n}", "store redis: needs a URL"},
 		{"two_factor {\n store redis redis://a {\n addrs b:1\n }\n}", "store redis: give URLs or addrs, not both"},
-		{"two_factor {\n store redis {\n addrs a:1\n db x\n }\n}", `store redis: db: must be a whole number from 0 to 65536, got "x"`},
+		{"two_factor {\n store redis {\n addrs a:1\n db x\n }\n}", `store redis: db: expected a whole number, got "x"`},
 		{"two_factor {\n store redis {\n addrs a:1\n tls yes\n }\n}", `store redis: tls takes no value, got "yes"`},
 		{"two_factor {\n store redis {\n addrs a:1\n sentinel x\n }\n}", `store redis: unrecognized option "sentinel"`},
 		{"two_factor {\n store redis {\n addrs a:1\n read_timeout soon\n }\n}", `store redis: read_timeout: invalid duration "soon"`},
@@ -141,7 +146,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 		{"two_factor {\n logo\n}", "logo: expected exactly one value, got 0"},
 		{"two_factor {\n secret " + rotA + "\n previous_secrets\n}", "previous_secrets: expected at least one old secret"},
 		{"two_factor {\n secret " + rotA + "\n previous_secrets too-short\n}", "previous_secrets: value 1 must be at least 32 bytes, got 9"},
-		{"two_factor {\n previous_secrets " + rotA + "\n}", "previous_secrets: needs secret (the new value) in the same block"},
+		{"two_factor {\n previous_secrets " + rotA + "\n}", "previous_secrets: needs secret to be set explicitly"},
 		{"two_factor {\n secret " + rotB + "\n previous_secrets " + rotA + " {\n x\n }\n}", "previous_secrets: takes no block"},
 	} {
 		t.Run(tc.input, func(t *testing.T) {
@@ -161,7 +166,7 @@ func TestUnmarshalCaddyfileErrors(t *testing.T) {
 }
 
 // TestLoadErrors: bad JSON config and bad secrets fail at load, naming the
-// option.
+// option (validate_test.go holds the table of every option's limits).
 func TestLoadErrors(t *testing.T) {
 	for _, tc := range []struct {
 		h    Handler
@@ -193,11 +198,15 @@ func TestLoadErrors(t *testing.T) {
 		if h.Store == nil {
 			h.Store = &StoreConfig{Path: t.TempDir() + "/s.db"}
 		}
+		// As Caddy loads a module: Provision, then Validate.
 		err := h.Provision(ctx)
+		if err == nil {
+			err = h.Validate()
+		}
 		cancel()
 		h.Cleanup()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("Provision(%+v) = %v, want %q", tc.h, err, tc.want)
+			t.Errorf("Provision and Validate(%+v) = %v, want %q", tc.h, err, tc.want)
 		}
 	}
 }
@@ -248,6 +257,71 @@ func TestCookieSafeIsInjective(t *testing.T) {
 			if !(ch == '_' || ch == '-' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z') {
 				t.Errorf("cookie suffix %q of %q has %q", c, realm, ch)
 			}
+		}
+	}
+}
+
+// TestSyntaxDocListsEveryOption: the syntax block in UnmarshalCaddyfile's
+// doc comment names exactly the options the parser's switches accept (in
+// the two_factor block, app_login's block and store redis's block).
+func TestSyntaxDocListsEveryOption(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "caddyfile.go", nil, parser.ParseComments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented, parsed := map[string]bool{}, map[string]bool{}
+	for _, decl := range f.Decls {
+		fn, ok := decl.(*ast.FuncDecl)
+		if !ok {
+			continue
+		}
+		switch fn.Name.Name {
+		case "UnmarshalCaddyfile", "parseAppLogin", "parseStore":
+		default:
+			continue
+		}
+		if fn.Name.Name == "UnmarshalCaddyfile" {
+			// The syntax block is the doc comment's indented code block.
+			for line := range strings.SplitSeq(fn.Doc.Text(), "\n") {
+				fields := strings.Fields(line)
+				if !strings.HasPrefix(line, "\t") || len(fields) == 0 || fields[0] == "two_factor" || strings.HasPrefix(fields[0], "}") {
+					continue
+				}
+				documented[fields[0]] = true
+			}
+		}
+		// Every case of a `switch opt` is an option.
+		ast.Inspect(fn.Body, func(n ast.Node) bool {
+			sw, ok := n.(*ast.SwitchStmt)
+			if !ok {
+				return true
+			}
+			if id, ok := sw.Tag.(*ast.Ident); !ok || id.Name != "opt" {
+				return true
+			}
+			for _, stmt := range sw.Body.List {
+				for _, e := range stmt.(*ast.CaseClause).List {
+					if lit, ok := e.(*ast.BasicLit); ok {
+						name, _ := strconv.Unquote(lit.Value)
+						parsed[name] = true
+					}
+				}
+			}
+			return true
+		})
+	}
+	if len(parsed) < 30 {
+		t.Fatalf("found only %d options in the parser: %v", len(parsed), parsed)
+	}
+	for name := range parsed {
+		if !documented[name] {
+			t.Errorf("option %q is parsed but missing from the syntax in the doc comment", name)
+		}
+	}
+	for name := range documented {
+		if !parsed[name] {
+			t.Errorf("option %q is in the doc comment's syntax but the parser does not know it", name)
 		}
 	}
 }

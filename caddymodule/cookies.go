@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"crypto/rand"
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/securecookie"
+
+	"github.com/caddy-2fa/caddy-2fa/keyring"
 )
 
 // Cookie base names. On HTTPS the names carry the __Host- prefix, which
@@ -31,6 +34,83 @@ func (h *Handler) cookieName(r *http.Request, base string) string {
 	return base + h.cookieSuffix
 }
 
+// Lifetimes of the cookies whose lifetime is not an option.
+const (
+	// csrfTTL bounds how long a rendered form can be submitted.
+	csrfTTL = 12 * time.Hour
+	// laterTTL is the longest a "remind me later" lasts: the user is
+	// asked again at least daily within the grace period.
+	laterTTL = 24 * time.Hour
+	// enrollCookieTTL outlives every pending enrollment (15m, an
+	// invite's 1h); the pending record, bound to the cookie's token in
+	// the store, is what expires.
+	enrollCookieTTL = 12 * time.Hour
+)
+
+// cookieCodecs are the codecs of one secret's keys: one per cookie kind,
+// each with its kind's key and lifetime, so a value made for one kind
+// never verifies as another, and a cookie is refused once it is older
+// than its kind lives. The cookie's name is bound into every MAC too.
+type cookieCodecs struct {
+	// session signs sessionCookie: SessionMAC, session_ttl.
+	session *securecookie.SecureCookie
+	// device signs deviceCookie: DeviceMAC, trust_device.
+	device *securecookie.SecureCookie
+	// csrf signs csrfCookie: CSRFMAC, csrfTTL.
+	csrf *securecookie.SecureCookie
+	// later signs laterCookie: LaterMAC, laterTTL.
+	later *securecookie.SecureCookie
+	// enroll signs enrollCookie: CSRFMAC (kept so that enrollments under
+	// way survive an upgrade), enrollCookieTTL.
+	enroll *securecookie.SecureCookie
+	// anon signs anonCookie: CSRFMAC (as enroll), anonSessionTTL.
+	anon *securecookie.SecureCookie
+}
+
+// newCookieCodecs makes the codecs of keys, with the lifetimes of the
+// session and trusted-device cookies.
+func newCookieCodecs(keys *keyring.Keys, sessionTTL, trust time.Duration) cookieCodecs {
+	return cookieCodecs{
+		session: newCodec(keys.SessionMAC, sessionTTL),
+		device:  newCodec(keys.DeviceMAC, trust),
+		csrf:    newCodec(keys.CSRFMAC, csrfTTL),
+		later:   newCodec(keys.LaterMAC, laterTTL),
+		enroll:  newCodec(keys.CSRFMAC, enrollCookieTTL),
+		anon:    newCodec(keys.CSRFMAC, anonSessionTTL),
+	}
+}
+
+// newCodec is a securecookie codec that signs (no encryption: the values
+// are random references) with hashKey and refuses values older than
+// maxAge (0: no limit).
+func newCodec(hashKey []byte, maxAge time.Duration) *securecookie.SecureCookie {
+	c := securecookie.New(hashKey, nil)
+	c.SetSerializer(securecookie.NopEncoder{})
+	c.MaxAge(int(maxAge / time.Second))
+	c.MaxLength(1024)
+	return c
+}
+
+// of is the codec of cookie base, or nil for a name that is no gate
+// cookie.
+func (c *cookieCodecs) of(base string) *securecookie.SecureCookie {
+	switch base {
+	case sessionCookie:
+		return c.session
+	case deviceCookie:
+		return c.device
+	case csrfCookie:
+		return c.csrf
+	case laterCookie:
+		return c.later
+	case enrollCookie:
+		return c.enroll
+	case anonCookie:
+		return c.anon
+	}
+	return nil
+}
+
 // readCookie decodes the signed value of cookie base, or returns nil when
 // it is missing, tampered with, expired or made with a key neither secret
 // nor previous_secrets gives.
@@ -49,11 +129,11 @@ func (h *Handler) readCookieKey(r *http.Request, base string) (raw []byte, old b
 		return nil, false
 	}
 	name := base + h.cookieSuffix
-	if raw, ok := verifyCookie(h.codec(base), name, c.Value); ok {
+	if raw, ok := h.verifyCookie(h.codecs.of(base), name, c.Value); ok {
 		return raw, false
 	}
-	for _, codec := range h.prevCodecs[codecIndex(base)] {
-		if raw, ok := verifyCookie(codec, name, c.Value); ok {
+	for i := range h.prevCodecs {
+		if raw, ok := h.verifyCookie(h.prevCodecs[i].of(base), name, c.Value); ok {
 			return raw, true
 		}
 	}
@@ -61,17 +141,29 @@ func (h *Handler) readCookieKey(r *http.Request, base string) (raw []byte, old b
 }
 
 // verifyCookie decodes value with codec. A value that verified with the
-// same codec within the last verifiedCookieTTL is taken from
-// verifiedCookies without checking its MAC again. The memory is keyed by
-// the codec object, and every config load makes new codecs, so a value
-// accepted under a previous secret is never taken as verified once a
-// reload stops listing that secret.
-func verifyCookie(codec *securecookie.SecureCookie, name, value string) ([]byte, bool) {
+// same codec within the last verifiedCookieTTL is taken from the
+// handler's memory of verified cookies without checking its MAC again.
+// The memory belongs to the handler, so a config reload (a new handler)
+// starts without it: a value accepted under a previous secret is never
+// taken as verified once a reload stops listing that secret.
+func (h *Handler) verifyCookie(codec *securecookie.SecureCookie, name, value string) ([]byte, bool) {
+	if codec == nil {
+		return nil, false
+	}
+	m := h.verified
+	if m == nil {
+		// A handler that was not provisioned (tests): no memory.
+		var raw []byte
+		if err := codec.Decode(name, value, &raw); err != nil {
+			return nil, false
+		}
+		return raw, true
+	}
 	k := verifiedCookieKey{codec: codec, name: name, value: value}
 	t := time.Now()
-	verifiedCookies.RLock()
-	e, ok := verifiedCookies.m[k]
-	verifiedCookies.RUnlock()
+	m.RLock()
+	e, ok := m.m[k]
+	m.RUnlock()
 	if ok {
 		if age := t.Sub(e.at); age >= 0 && age < verifiedCookieTTL {
 			return []byte(e.raw), true
@@ -81,12 +173,12 @@ func verifyCookie(codec *securecookie.SecureCookie, name, value string) ([]byte,
 	if err := codec.Decode(name, value, &raw); err != nil {
 		return nil, false
 	}
-	verifiedCookies.Lock()
-	if len(verifiedCookies.m) >= verifiedCookiesMax {
-		clear(verifiedCookies.m)
+	m.Lock()
+	if len(m.m) >= verifiedCookiesMax {
+		clear(m.m)
 	}
-	verifiedCookies.m[k] = verifiedCookie{raw: string(raw), at: t}
-	verifiedCookies.Unlock()
+	m.m[k] = verifiedCookie{raw: string(raw), at: t}
+	m.Unlock()
 	return raw, true
 }
 
@@ -97,20 +189,24 @@ func verifyCookie(codec *securecookie.SecureCookie, name, value string) ([]byte,
 // remembered; a forged one is checked (and refused) every time.
 const verifiedCookieTTL = sessionCacheTTL
 
-// verifiedCookiesMax bounds the memory of verifiedCookies; when full it
-// starts afresh.
+// verifiedCookiesMax bounds a handler's memory of verified cookies; when
+// full it starts afresh.
 const verifiedCookiesMax = 100_000
 
-// verifiedCookies remembers recently verified cookie values, per codec:
-// each handler has its own keys, so a value one handler signed is never
-// taken as verified by another.
-var verifiedCookies = struct {
+// verifiedCookies remembers a handler's recently verified cookie values,
+// per codec: a value verified by one codec (one kind, one secret) is
+// never taken as verified by another.
+type verifiedCookies struct {
 	sync.RWMutex
 	m map[verifiedCookieKey]verifiedCookie
-}{m: make(map[verifiedCookieKey]verifiedCookie)}
+}
+
+func newVerifiedCookies() *verifiedCookies {
+	return &verifiedCookies{m: make(map[verifiedCookieKey]verifiedCookie)}
+}
 
 type verifiedCookieKey struct {
-	codec       any // the handler's codec for this cookie (a pointer)
+	codec       *securecookie.SecureCookie
 	name, value string
 }
 
@@ -122,7 +218,11 @@ type verifiedCookie struct {
 // setCookie signs value and sets cookie base for maxAge (0 = until the
 // browser closes).
 func (h *Handler) setCookie(w http.ResponseWriter, r *http.Request, base string, value []byte, maxAge time.Duration) error {
-	enc, err := h.codec(base).Encode(base+h.cookieSuffix, value)
+	codec := h.codecs.of(base)
+	if codec == nil {
+		return fmt.Errorf("no codec for cookie %q", base)
+	}
+	enc, err := codec.Encode(base+h.cookieSuffix, value)
 	if err != nil {
 		return err
 	}
@@ -149,32 +249,6 @@ func (h *Handler) clearCookie(w http.ResponseWriter, r *http.Request, base strin
 		Secure:   r.TLS != nil,
 		SameSite: http.SameSiteLaxMode,
 	})
-}
-
-// codec is the current codec of cookie base.
-func (h *Handler) codec(base string) *securecookie.SecureCookie {
-	switch base {
-	case sessionCookie:
-		return h.sessionCodec
-	case deviceCookie:
-		return h.deviceCodec
-	default:
-		// csrfCookie, laterCookie, enrollCookie and anonCookie.
-		return h.csrfCodec
-	}
-}
-
-// codecIndex is the index in prevCodecs of cookie base's codecs (the
-// other gate cookies share the CSRF cookie's key, as in codec).
-func codecIndex(base string) int {
-	switch base {
-	case sessionCookie:
-		return 0
-	case deviceCookie:
-		return 1
-	default:
-		return 2
-	}
 }
 
 // stripGateCookies removes the gate's cookies (under either name form)

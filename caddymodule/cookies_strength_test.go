@@ -54,7 +54,7 @@ func TestCookieLifetimesAndIDStrength(t *testing.T) {
 					t.Errorf("session cookie Max-Age = %d, want 7200 (session_ttl 2h)", c.MaxAge)
 				}
 				var id []byte
-				if err := h.sessionCodec.Decode(sessionCookie, c.Value, &id); err != nil {
+				if err := h.codecs.session.Decode(sessionCookie, c.Value, &id); err != nil {
 					t.Fatalf("session cookie does not decode with the site's key: %v", err)
 				}
 				if !reBase32ID.Match(id) {
@@ -71,7 +71,7 @@ func TestCookieLifetimesAndIDStrength(t *testing.T) {
 					t.Errorf("device cookie Max-Age = %d, want %d (trust_device 7d)", c.MaxAge, 7*24*3600)
 				}
 				var tok []byte
-				if err := h.deviceCodec.Decode(deviceCookie, c.Value, &tok); err != nil {
+				if err := h.codecs.device.Decode(deviceCookie, c.Value, &tok); err != nil {
 					t.Fatalf("device cookie does not decode with the site's key: %v", err)
 				}
 				if len(tok) != 32 {
@@ -146,12 +146,9 @@ func TestVerifiedCookiesArePerHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Handler{keys: keys}
-	b.sessionCodec = newCodec(keys.SessionMAC, time.Hour)
-	b.deviceCodec = newCodec(keys.DeviceMAC, time.Hour)
-	b.csrfCodec = newCodec(keys.CSRFMAC, time.Hour)
+	b := &Handler{keys: keys, codecs: newCookieCodecs(keys, time.Hour, time.Hour), verified: newVerifiedCookies()}
 
-	enc, err := a.sessionCodec.Encode(sessionCookie, []byte("session-of-a"))
+	enc, err := a.codecs.session.Encode(sessionCookie, []byte("session-of-a"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,6 +146,7 @@ const (
 	fuzzDeviceTok  = "fuzz-known-device-token-32-bytes"
 	fuzzCSRFToken  = "FUZZKNOWNCSRFTOKEN234567AB"
 	fuzzCSRFUser   = "alice"
+	fuzzLater      = "1700086400\nalice"
 	fuzzFarFuture  = 4102444800 // 2100-01-01
 	fuzzLongExpiry = 1700000000 // 2023-11-14: expired for every codec
 )
@@ -159,9 +160,8 @@ func fuzzCookieHandler(tb testing.TB) *Handler {
 		tb.Fatal(err)
 	}
 	h := &Handler{keys: keys, SessionTTL: caddy.Duration(DefaultSessionTTL), trust: DefaultTrustDevice}
-	h.sessionCodec = newCodec(keys.SessionMAC, time.Duration(h.SessionTTL))
-	h.deviceCodec = newCodec(keys.DeviceMAC, h.trust)
-	h.csrfCodec = newCodec(keys.CSRFMAC, csrfTTL)
+	h.codecs = newCookieCodecs(keys, time.Duration(h.SessionTTL), h.trust)
+	h.verified = newVerifiedCookies()
 	return h
 }
 
@@ -187,10 +187,10 @@ func fuzzCookieRequest(h *Handler, base, value string, secure bool) *http.Reques
 
 // FuzzSessionCookie: no cookie value, however crafted, decodes to anything
 // but what the gate itself signed. The only genuine values in the corpus
-// carry fuzzSessionID, fuzzDeviceTok and fuzzCSRFToken for alice, so a
-// decoded session or device cookie must be exactly those, and a CSRF
-// cookie yields a token only for alice and only that token. Every value
-// is tried as each of the three cookies (a value signed for one is
+// carry fuzzSessionID, fuzzDeviceTok, fuzzCSRFToken for alice and
+// fuzzLater, so a decoded session, device or "remind me later" cookie
+// must be exactly those, and a CSRF cookie yields a token only for alice
+// and only that token. Every value is tried as each of the four cookies (a value signed for one is
 // worthless as another), over HTTP and HTTPS, and as the cookies of
 // another realm sharing the secret (where the default realm's genuine
 // values are refused).
@@ -204,10 +204,11 @@ func FuzzSessionCookie(f *testing.F) {
 		sessionCookie: []byte(fuzzSessionID),
 		deviceCookie:  []byte(fuzzDeviceTok),
 		csrfCookie:    []byte(fuzzCSRFToken + "\n" + fuzzCSRFUser),
+		laterCookie:   []byte(fuzzLater),
 	}
-	macKey := map[string][]byte{sessionCookie: h.keys.SessionMAC, deviceCookie: h.keys.DeviceMAC, csrfCookie: h.keys.CSRFMAC}
+	macKey := map[string][]byte{sessionCookie: h.keys.SessionMAC, deviceCookie: h.keys.DeviceMAC, csrfCookie: h.keys.CSRFMAC, laterCookie: h.keys.LaterMAC}
 	for base, v := range known {
-		fresh, err := h.codec(base).Encode(base, v)
+		fresh, err := h.codecs.of(base).Encode(base, v)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -230,7 +231,7 @@ func FuzzSessionCookie(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, value string) {
 		for _, secure := range []bool{false, true} {
-			for _, base := range []string{sessionCookie, deviceCookie, csrfCookie} {
+			for _, base := range []string{sessionCookie, deviceCookie, csrfCookie, laterCookie} {
 				r := fuzzCookieRequest(h, base, value, secure)
 				if got := h.readCookie(r, base); got != nil && !bytes.Equal(got, known[base]) {
 					t.Fatalf("forged %s cookie %q decoded to %q", base, value, got)

@@ -4,6 +4,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/gorilla/securecookie"
 	"go.uber.org/zap"
 	"golang.org/x/text/language"
 
@@ -45,11 +45,20 @@ const (
 	// pendingEnrollmentTTL is how long a secret shown on the enrollment
 	// page can still be confirmed.
 	pendingEnrollmentTTL = 15 * time.Minute
-	// csrfTTL bounds how long a rendered form can be submitted.
-	csrfTTL = 12 * time.Hour
 	// maxSkew is the largest skew accepted: 3 steps (±90 s) is already
 	// more than RFC 6238 §5.2 recommends.
 	maxSkew = 3
+	// minSessionTTL is the shortest session_ttl and idle_timeout (other
+	// than 0, the default), 1m: a session's last use is written about
+	// once a minute, so a shorter idle timeout could not be honoured.
+	minSessionTTL = time.Minute
+	// maxAttemptsMax is the largest max_attempts count: the daily cap of
+	// consecutive failures (SECURITY.md §3) is 100 anyway.
+	maxAttemptsMax = 100
+	// maxRecoveryCodes is the largest recovery_codes.
+	maxRecoveryCodes = 100
+	// maxRedisNumber bounds store redis db and pool_size.
+	maxRedisNumber = 1 << 16
 )
 
 // Handler is a second factor in front of whatever comes after it in the
@@ -159,12 +168,13 @@ type Handler struct {
 	Store *StoreConfig `json:"store,omitempty"`
 
 	// SessionTTL is the absolute lifetime of a verified 2FA session,
-	// however active it is. Default: 12h.
+	// however active it is: at least 1m. Default (also for 0): 12h.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
-	// IdleTimeout ends a session that has not been used for this long.
-	// Default: 0 (no idle timeout). It is checked on the server; the
-	// session's last use is written at most about once a minute.
+	// IdleTimeout ends a session that has not been used for this long:
+	// 0 (no idle timeout, the default) or at least 1m. It is checked on
+	// the server; the session's last use is written at most about once a
+	// minute.
 	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
 
 	// TrustDevice is how long a browser stays trusted after the user
@@ -178,12 +188,13 @@ type Handler struct {
 	// recommendation); at most 3.
 	Skew *int `json:"skew,omitempty"`
 
-	// MaxAttempts limits failed codes per user. Default: 5 failures in
-	// 5m lock the user out for 15m.
+	// MaxAttempts limits failed codes per user; when given, all three of
+	// its fields must be. Default: 5 failures in 5m lock the user out for
+	// 15m.
 	MaxAttempts *AttemptLimit `json:"max_attempts,omitempty"`
 
 	// RecoveryCodes is how many one-time recovery codes are issued at
-	// enrollment. 0 disables recovery codes. Default: 10.
+	// enrollment, at most 100. 0 disables recovery codes. Default: 10.
 	RecoveryCodes *int `json:"recovery_codes,omitempty"`
 
 	// OTPHeader, if set, lets API clients send a current TOTP code in
@@ -273,13 +284,16 @@ type Handler struct {
 	// if it reads one.
 	identityHeader string
 
-	sessionCodec *securecookie.SecureCookie
-	deviceCodec  *securecookie.SecureCookie
-	csrfCodec    *securecookie.SecureCookie
-	// prevCodecs are the codecs of PreviousSecrets, tried in order when
-	// the current codec does not verify a cookie; one slice per codec
-	// above (session, device, csrf).
-	prevCodecs   [3][]*securecookie.SecureCookie
+	// codecs sign and verify the gate's cookies with the current
+	// secret's keys, one codec per cookie kind (cookies.go).
+	codecs cookieCodecs
+	// prevCodecs are the codecs of PreviousSecrets, in their order, tried
+	// when codecs do not verify a cookie.
+	prevCodecs []cookieCodecs
+	// verified remembers the cookie values these codecs verified in the
+	// last second. It is the handler's, so a reload forgets it together
+	// with the keys it no longer has.
+	verified     *verifiedCookies
 	cookieSuffix string
 
 	// names resolves canonical identities to the names their records are
@@ -292,13 +306,15 @@ type Handler struct {
 }
 
 // AttemptLimit is a failure budget: Max failures within Window lock the
-// user out for Lockout.
+// user out for Lockout. Without it the default is 5 failures in 5m for a
+// 15m lockout; with it, every field must be set.
 type AttemptLimit struct {
-	// Max is the number of failures that triggers a lockout. Default: 5.
+	// Max is the number of failures that triggers a lockout, from 1 to
+	// 100 (100 failures a day lock a user for a day whatever it says).
 	Max int `json:"max,omitempty"`
-	// Window is how long failures are counted. Default: 5m.
+	// Window is how long failures are counted; positive.
 	Window caddy.Duration `json:"window,omitempty"`
-	// Lockout is how long a locked-out user must wait. Default: 15m.
+	// Lockout is how long a locked-out user must wait; positive.
 	Lockout caddy.Duration `json:"lockout,omitempty"`
 }
 
@@ -328,20 +344,21 @@ type StoreConfig struct {
 	// Password for Redis; use a placeholder such as {env.REDIS_PASSWORD}.
 	// Never logged.
 	Password string `json:"password,omitempty"`
-	// DB is the Redis database number (standalone and Sentinel only).
+	// DB is the Redis database number (standalone and Sentinel only),
+	// from 0 to 65536. Default: 0, or the URL's.
 	DB int `json:"db,omitempty"`
 	// TLS connects to Redis over TLS.
 	TLS bool `json:"tls,omitempty"`
 	// KeyPrefix starts every Redis key of the gate. Default: "caddy2fa".
 	KeyPrefix string `json:"key_prefix,omitempty"`
-	// PoolSize is the number of connections per Redis node. Default:
-	// go-redis's (10 per CPU).
+	// PoolSize is the number of connections per Redis node, at most
+	// 65536. Default (also for 0): go-redis's (10 per CPU).
 	PoolSize int `json:"pool_size,omitempty"`
-	// DialTimeout bounds connecting to Redis. Default: 5s.
+	// DialTimeout bounds connecting to Redis. Default (also for 0): 5s.
 	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
-	// ReadTimeout bounds each Redis command. Default: 3s. Every store
-	// call also has an overall deadline, so an unresponsive Redis gives a
-	// 503, not a hung request.
+	// ReadTimeout bounds each Redis command. Default (also for 0): 3s.
+	// Every store call also has an overall deadline, so an unresponsive
+	// Redis gives a 503, not a hung request.
 	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
 }
 
@@ -354,13 +371,15 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision fills in defaults, derives the keys, opens the store and loads
-// the pages.
+// the pages. It does not call Validate (Caddy calls Validate after it, and
+// cleans up if Validate refuses); it fails only where something cannot be
+// built: store options that do not validate, a placeholder that resolves
+// to a secret too short or to nothing, a templates directory or logo file
+// that cannot be read, a language none of the catalogs serves, a store
+// that cannot be opened.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.accessLog = ctx.Logger(accessLogNamespace{})
-	if h.AppLogin != nil && (h.User != "" || h.Anonymous != "") {
-		return fmt.Errorf("app_login: cannot be combined with user or anonymous (the user comes from the application's login)")
-	}
 	if h.AppLogin != nil && h.AppLogin.UnknownSession == "" {
 		h.AppLogin.UnknownSession = "relogin"
 	}
@@ -404,8 +423,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Store.Backend == "" {
 		h.Store.Backend = "file"
 	}
-	if h.Store.Backend == "redis" && h.Secret == "" {
-		return fmt.Errorf("secret: required with store redis: every instance sharing the store must derive the same keys (set the same secret everywhere, e.g. secret {env.TWO_FACTOR_SECRET})")
+	// The store's options go to the store's constructors (go-redis
+	// panics on a negative pool size), so they are checked before the
+	// store is built: the one rule Provision applies, and the same
+	// function Validate calls.
+	if err := h.Store.validate(); err != nil {
+		return err
 	}
 	h.inviteTTL = DefaultInviteTTL
 	if name, ok := strings.CutPrefix(h.User, "{http.request.header."); ok && strings.HasSuffix(name, "}") && !strings.ContainsAny(name[:len(name)-1], "{}") {
@@ -420,9 +443,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.Realm != DefaultRealm {
 		h.cookieSuffix = "_" + cookieSafe(h.Realm)
-	}
-	if err := h.Validate(); err != nil {
-		return err
 	}
 	if h.Grace > 0 && h.Enrollment == "invite" {
 		h.logger.Warn("grace has no effect with enrollment invite: users without an invite are not let through, and no page offers \"remind me later\"", zap.Duration("grace", time.Duration(h.Grace)))
@@ -439,8 +459,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.keys, err = keyring.Derive([]byte(secret))
 	case h.Secret != "":
 		return fmt.Errorf("secret: %q resolved to an empty value", h.Secret)
-	case h.Store.Backend != "file":
-		return fmt.Errorf("secret: required with store %s", h.Store.Backend)
+	case h.Store.Backend == "redis":
+		// Validate's rule too; without a secret there are no keys to
+		// build the rest with.
+		return errSecretRequired(h.Store.Backend)
 	default:
 		var raw []byte
 		raw, err = keyring.LoadOrCreateSecret(filepath.Join(caddy.AppDataDir(), "two_factor", "secret"))
@@ -456,20 +478,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	h.sessionCodec = newCodec(h.keys.SessionMAC, time.Duration(h.SessionTTL))
-	h.deviceCodec = newCodec(h.keys.DeviceMAC, h.trust)
-	h.csrfCodec = newCodec(h.keys.CSRFMAC, csrfTTL)
+	h.codecs = newCookieCodecs(h.keys, time.Duration(h.SessionTTL), h.trust)
+	h.prevCodecs = nil
 	for _, k := range h.ring.Previous {
-		h.prevCodecs[0] = append(h.prevCodecs[0], newCodec(k.SessionMAC, time.Duration(h.SessionTTL)))
-		h.prevCodecs[1] = append(h.prevCodecs[1], newCodec(k.DeviceMAC, h.trust))
-		h.prevCodecs[2] = append(h.prevCodecs[2], newCodec(k.CSRFMAC, csrfTTL))
+		h.prevCodecs = append(h.prevCodecs, newCookieCodecs(k, time.Duration(h.SessionTTL), h.trust))
 	}
+	h.verified = newVerifiedCookies()
 	h.cop = http.NewCrossOriginProtection()
 
 	if h.pages, err = templates.Load(templates.Options{Dir: h.Templates, Logo: h.Logo, Accent: h.Accent}); err != nil {
 		return err // names the option: templates, logo or accent
 	}
-	if h.Lang != "" {
+	if _, err := language.Parse(h.Lang); err == nil {
+		// A tag that does not parse is Validate's to refuse.
 		var ok bool
 		if h.lang, ok = h.pages.Language(h.Lang); !ok {
 			return fmt.Errorf("lang: no catalog for %q (have: %s; a templates directory can add one in locales/<tag>.json)", h.Lang, strings.Join(h.pages.Languages(), ", "))
@@ -505,9 +526,6 @@ func (h *Handler) provisionPreviousSecrets(repl *caddy.Replacer, secret string) 
 	if len(h.PreviousSecrets) == 0 {
 		return nil
 	}
-	if h.Secret == "" {
-		return fmt.Errorf("previous_secrets: needs secret to be set explicitly (the generated secret cannot be rotated this way)")
-	}
 	seen := map[string]bool{secret: true}
 	for i, p := range h.PreviousSecrets {
 		v := repl.ReplaceKnown(p, "")
@@ -531,13 +549,40 @@ func (h *Handler) provisionPreviousSecrets(repl *caddy.Replacer, secret string) 
 	return nil
 }
 
-// Validate checks the configuration.
+// Validate checks the configuration. It holds every rule, for JSON
+// configs and Caddyfiles alike (UnmarshalCaddyfile runs it after parsing,
+// so that a Caddyfile is refused at adapt time, at the option's line).
+// It accepts a configuration before Provision has filled in defaults
+// (zero values stand for them) as well as after. Values that exist only
+// once placeholders are resolved or files are read (the secrets'
+// lengths, the templates directory, a logo file, a catalog in the
+// templates directory) are checked by Provision, which resolves them.
 func (h *Handler) Validate() error {
+	// Identity.
+	if h.AppLogin != nil {
+		if h.User != "" {
+			return fmt.Errorf("app_login: cannot be combined with user (the user comes from the application's login)")
+		}
+		if h.Anonymous != "" {
+			return fmt.Errorf("app_login: cannot be combined with anonymous (requests without the application's cookie pass anyway)")
+		}
+		if err := h.AppLogin.validate(); err != nil {
+			return err
+		}
+		prefix := cmp.Or(h.PathPrefix, DefaultPathPrefix)
+		for _, p := range h.AppLogin.loginPaths() {
+			if matchPath(p, prefix) || strings.HasPrefix(p, prefix+"/") {
+				return fmt.Errorf("app_login: path %q overlaps path_prefix %q", p, prefix)
+			}
+		}
+	}
 	switch h.Anonymous {
 	case "", "deny", "allow":
 	default:
 		return fmt.Errorf("anonymous: must be deny or allow, got %q", h.Anonymous)
 	}
+
+	// Policy.
 	if h.Require != nil {
 		if err := h.Require.validate(); err != nil {
 			return err
@@ -565,69 +610,126 @@ func (h *Handler) Validate() error {
 	if h.Grace < 0 {
 		return fmt.Errorf("grace: must not be negative, got %v", time.Duration(h.Grace))
 	}
-	if h.AppLogin != nil {
-		if err := h.AppLogin.validate(); err != nil {
-			return err
+
+	// Keys. Placeholders are resolved, and their values checked, by
+	// Provision.
+	if h.Secret != "" && !strings.Contains(h.Secret, "{") && len(h.Secret) < keyring.MinSecretLen {
+		return fmt.Errorf("secret: must be at least %d bytes, got %d", keyring.MinSecretLen, len(h.Secret))
+	}
+	if len(h.PreviousSecrets) > 0 && h.Secret == "" {
+		return fmt.Errorf("previous_secrets: needs secret to be set explicitly (the new value; the generated secret cannot be rotated this way)")
+	}
+	for i, v := range h.PreviousSecrets {
+		if !strings.Contains(v, "{") && len(v) < keyring.MinSecretLen {
+			return fmt.Errorf("previous_secrets: value %d must be at least %d bytes, got %d", i+1, keyring.MinSecretLen, len(v))
 		}
-		for _, p := range h.AppLogin.loginPaths() {
-			if matchPath(p, h.PathPrefix) || strings.HasPrefix(p, h.PathPrefix+"/") {
-				return fmt.Errorf("app_login: path %q overlaps path_prefix %q", p, h.PathPrefix)
-			}
-		}
 	}
-	if err := validatePathPrefix(h.PathPrefix); err != nil {
-		return fmt.Errorf("path_prefix: %v", err)
+
+	// Store.
+	if err := h.Store.validate(); err != nil {
+		return err
 	}
-	if h.SessionTTL < 0 {
-		return fmt.Errorf("session_ttl: must be positive, got %v", time.Duration(h.SessionTTL))
+	if h.Store != nil && h.Store.Backend == "redis" && h.Secret == "" {
+		return errSecretRequired(h.Store.Backend)
 	}
-	if h.IdleTimeout < 0 {
-		return fmt.Errorf("idle_timeout: must not be negative, got %v", time.Duration(h.IdleTimeout))
+
+	// Lifetimes and limits. A zero duration is the default (JSON cannot
+	// tell it from an omitted one, so neither can the Caddyfile).
+	if h.SessionTTL != 0 && time.Duration(h.SessionTTL) < minSessionTTL {
+		return fmt.Errorf("session_ttl: must be at least 1m, got %v", time.Duration(h.SessionTTL))
+	}
+	if h.IdleTimeout != 0 && time.Duration(h.IdleTimeout) < minSessionTTL {
+		return fmt.Errorf("idle_timeout: must be 0 (none) or at least 1m, got %v", time.Duration(h.IdleTimeout))
 	}
 	if h.TrustDevice != nil && *h.TrustDevice < 0 {
 		return fmt.Errorf("trust_device: must not be negative, got %v", time.Duration(*h.TrustDevice))
 	}
 	if h.Skew != nil && (*h.Skew < 0 || *h.Skew > maxSkew) {
-		return fmt.Errorf("skew: must be between 0 and %d steps, got %d", maxSkew, *h.Skew)
+		return fmt.Errorf("skew: must be a whole number from 0 to %d, got %d", maxSkew, *h.Skew)
 	}
-	if m := h.MaxAttempts; m != nil && (m.Max < 1 || m.Window <= 0 || m.Lockout <= 0) {
-		return fmt.Errorf("max_attempts: need a count of at least 1 and positive window and lockout durations")
+	if m := h.MaxAttempts; m != nil {
+		if m.Max < 1 || m.Max > maxAttemptsMax {
+			return fmt.Errorf("max_attempts: count must be a whole number from 1 to %d, got %d", maxAttemptsMax, m.Max)
+		}
+		if m.Window <= 0 {
+			return fmt.Errorf("max_attempts: window must be positive, got %v", time.Duration(m.Window))
+		}
+		if m.Lockout <= 0 {
+			return fmt.Errorf("max_attempts: lockout must be positive, got %v", time.Duration(m.Lockout))
+		}
 	}
-	if h.RecoveryCodes != nil && (*h.RecoveryCodes < 0 || *h.RecoveryCodes > 100) {
-		return fmt.Errorf("recovery_codes: must be between 0 and 100, got %d", *h.RecoveryCodes)
+	if h.RecoveryCodes != nil && (*h.RecoveryCodes < 0 || *h.RecoveryCodes > maxRecoveryCodes) {
+		return fmt.Errorf("recovery_codes: must be a whole number from 0 to %d, got %d", maxRecoveryCodes, *h.RecoveryCodes)
 	}
+
+	// Requests and pages.
 	if h.OTPHeader != "" && !validHeaderName(h.OTPHeader) {
 		return fmt.Errorf("otp_header: %q is not a valid header name", h.OTPHeader)
 	}
-	if h.Store != nil {
-		switch h.Store.Backend {
-		case "", "file":
-		case "redis":
-			if len(h.Store.URLs) == 0 && len(h.Store.Addrs) == 0 {
-				return fmt.Errorf("store redis: needs at least one URL or address")
-			}
-			if len(h.Store.URLs) > 0 && len(h.Store.Addrs) > 0 {
-				return fmt.Errorf("store redis: give URLs or addrs, not both")
-			}
-		default:
-			return fmt.Errorf("store: unknown backend %q (known: file, redis)", h.Store.Backend)
-		}
-	}
-	if err := templates.CheckLogo(h.Logo); err != nil {
-		return err
-	}
-	if err := templates.CheckAccent(h.Accent); err != nil {
-		return err
-	}
-	if h.Lang != "" {
-		if _, err := language.Parse(h.Lang); err != nil {
-			return fmt.Errorf("lang: %q is not a language tag such as en or ja", h.Lang)
+	if h.PathPrefix != "" {
+		if err := validatePathPrefix(h.PathPrefix); err != nil {
+			return fmt.Errorf("path_prefix: %v", err)
 		}
 	}
 	if strings.ContainsAny(h.Realm, "\x00\r\n") {
 		return fmt.Errorf("realm: %q contains control characters", h.Realm)
 	}
+	if err := templates.CheckLogo(h.Logo); err != nil {
+		return err // names the option
+	}
+	if err := templates.CheckAccent(h.Accent); err != nil {
+		return err // names the option
+	}
+	if h.Lang != "" {
+		if _, err := language.Parse(h.Lang); err != nil {
+			return fmt.Errorf("lang: %q is not a language tag such as en or ja", h.Lang)
+		}
+		// A templates directory may add the language; Provision checks
+		// it once the directory is read.
+		if _, ok := templates.EmbeddedLanguage(h.Lang); !ok && h.Templates == "" {
+			return fmt.Errorf("lang: no catalog for %q (built in: %s; a templates directory can add one in locales/<tag>.json)", h.Lang, strings.Join(templates.EmbeddedLanguages(), ", "))
+		}
+	}
 	return nil
+}
+
+// validate checks the store options; a nil StoreConfig is the default
+// file store.
+func (sc *StoreConfig) validate() error {
+	if sc == nil {
+		return nil
+	}
+	switch sc.Backend {
+	case "", "file":
+	case "redis":
+		if len(sc.URLs) == 0 && len(sc.Addrs) == 0 {
+			return fmt.Errorf("store redis: needs a URL (store redis redis://host:6379) or addrs")
+		}
+		if len(sc.URLs) > 0 && len(sc.Addrs) > 0 {
+			return fmt.Errorf("store redis: give URLs or addrs, not both")
+		}
+		if sc.DB < 0 || sc.DB > maxRedisNumber {
+			return fmt.Errorf("store redis: db: must be a whole number from 0 to %d, got %d", maxRedisNumber, sc.DB)
+		}
+		if sc.PoolSize < 0 || sc.PoolSize > maxRedisNumber {
+			return fmt.Errorf("store redis: pool_size: must be a whole number from 0 to %d, got %d", maxRedisNumber, sc.PoolSize)
+		}
+		if sc.DialTimeout < 0 {
+			return fmt.Errorf("store redis: dial_timeout: must not be negative, got %v", time.Duration(sc.DialTimeout))
+		}
+		if sc.ReadTimeout < 0 {
+			return fmt.Errorf("store redis: read_timeout: must not be negative, got %v", time.Duration(sc.ReadTimeout))
+		}
+	default:
+		return fmt.Errorf("store: unknown backend %q (known: file, redis)", sc.Backend)
+	}
+	return nil
+}
+
+// errSecretRequired is the error for a store other than the file store
+// without an explicit secret.
+func errSecretRequired(backend string) error {
+	return fmt.Errorf("secret: required with store %s: every instance sharing the store must derive the same keys (set the same secret everywhere, e.g. secret {env.TWO_FACTOR_SECRET})", backend)
 }
 
 // Cleanup releases the store.
@@ -638,14 +740,6 @@ func (h *Handler) Cleanup() error {
 		return err
 	}
 	return nil
-}
-
-func newCodec(hashKey []byte, maxAge time.Duration) *securecookie.SecureCookie {
-	c := securecookie.New(hashKey, nil)
-	c.SetSerializer(securecookie.NopEncoder{})
-	c.MaxAge(int(maxAge / time.Second))
-	c.MaxLength(1024)
-	return c
 }
 
 func validatePathPrefix(p string) error {

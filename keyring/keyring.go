@@ -28,8 +28,11 @@ type Keys struct {
 	SessionMAC []byte
 	// DeviceMAC signs the trusted-device cookie.
 	DeviceMAC []byte
-	// CSRFMAC signs the CSRF cookie.
+	// CSRFMAC signs the CSRF cookie (and the enrollment and app_login
+	// companion cookies, whose names, bound into the MAC, keep them apart).
 	CSRFMAC []byte
+	// LaterMAC signs the "remind me later" cookie.
+	LaterMAC []byte
 	// RecoveryMAC keys the hashes of recovery codes.
 	RecoveryMAC []byte
 	// DeviceID keys the hash under which a trusted device is stored.
@@ -66,6 +69,7 @@ func Derive(secret []byte) (*Keys, error) {
 		{&k.SessionMAC, "caddy-2fa session cookie mac", 64},
 		{&k.DeviceMAC, "caddy-2fa device cookie mac", 64},
 		{&k.CSRFMAC, "caddy-2fa csrf cookie mac", 64},
+		{&k.LaterMAC, "caddy-2fa later cookie mac", 64},
 		{&k.RecoveryMAC, "caddy-2fa recovery code hash", 32},
 		{&k.DeviceID, "caddy-2fa device id hash", 32},
 		{&k.RecordMAC, "caddy-2fa store record mac", 32},

@@ -24,7 +24,7 @@ func TestDeriveIsDeterministicAndSeparatesPurposes(t *testing.T) {
 	if !bytes.Equal(a.SessionMAC, b.SessionMAC) || !bytes.Equal(a.RecoveryMAC, b.RecoveryMAC) {
 		t.Fatal("same secret gave different keys")
 	}
-	keys := [][]byte{a.SessionMAC, a.DeviceMAC, a.CSRFMAC, a.RecoveryMAC, a.DeviceID, a.RecordMAC, a.StoreID, a.EnrollBrowser}
+	keys := [][]byte{a.SessionMAC, a.DeviceMAC, a.CSRFMAC, a.LaterMAC, a.RecoveryMAC, a.DeviceID, a.RecordMAC, a.StoreID, a.EnrollBrowser}
 	for i := range keys {
 		for j := i + 1; j < len(keys); j++ {
 			if bytes.Equal(keys[i][:32], keys[j][:32]) {
