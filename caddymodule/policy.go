@@ -240,7 +240,7 @@ func (h *Handler) postLater(w http.ResponseWriter, r *http.Request, user, rd str
 		return h.getEnroll(w, r, user, rd, templates.ProblemNone, http.StatusForbidden)
 	}
 	// Until the end of the grace period, but asked again at least daily.
-	until := t.Add(24 * time.Hour)
+	until := t.Add(laterTTL)
 	if end.Before(until) {
 		until = end
 	}
