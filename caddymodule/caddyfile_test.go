@@ -75,9 +75,11 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 				dial_timeout 2s
 				read_timeout 500ms
 			}
-		}`, Handler{Secret: "{env.S}", Store: &StoreConfig{Backend: "redis", URLs: []string{}, Addrs: []string{"10.0.0.1:26379", "10.0.0.2:26379"}, MasterName: "mymaster",
+		}`, Handler{Secret: "{env.S}", Store: &StoreConfig{
+			Backend: "redis", URLs: []string{}, Addrs: []string{"10.0.0.1:26379", "10.0.0.2:26379"}, MasterName: "mymaster",
 			Username: "gate", Password: "{env.REDIS_PASSWORD}", DB: 3, TLS: true, KeyPrefix: "app2fa", PoolSize: 20,
-			DialTimeout: caddy.Duration(2 * time.Second), ReadTimeout: caddy.Duration(500 * time.Millisecond)}}},
+			DialTimeout: caddy.Duration(2 * time.Second), ReadTimeout: caddy.Duration(500 * time.Millisecond),
+		}}},
 		{"store file default path", "two_factor {\n store file\n}", Handler{Store: &StoreConfig{Backend: "file"}}},
 		{"trust_device 0 disables", "two_factor {\n trust_device 0\n}", Handler{TrustDevice: dur(0)}},
 	} {

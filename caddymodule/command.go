@@ -71,16 +71,20 @@ func twoFactorCobra(cmd *cobra.Command) {
 		{name: "list", use: "list", short: "Lists the realm's users"},
 		{name: "status", use: "status <user>", short: "Shows one user's state and trusted devices", user: true},
 		{name: "reset", use: "reset <user>", short: "Forgets the user's enrollment: the next sign-in enrolls afresh", user: true},
-		{name: "disable", use: "disable <user> --for <duration>", short: "Exempts the user from 2FA for a while", user: true,
+		{
+			name: "disable", use: "disable <user> --for <duration>", short: "Exempts the user from 2FA for a while", user: true,
 			flags: func(c *cobra.Command) {
 				c.Flags().String("for", "", "How long the exemption lasts, e.g. 24h or 2d (required; at most 90d)")
-			}},
+			},
+		},
 		{name: "revoke", use: "revoke <user>", short: "Ends the user's sessions and trusted devices", user: true},
 		{name: "unlock", use: "unlock <user>", short: "Clears the user's lockout", user: true},
-		{name: "invite", use: "invite <user> [--expires <duration>]", short: "Makes a one-time enrollment link", user: true,
+		{
+			name: "invite", use: "invite <user> [--expires <duration>]", short: "Makes a one-time enrollment link", user: true,
 			flags: func(c *cobra.Command) {
 				c.Flags().String("expires", "", "How long the link stays valid, e.g. 72h or 7d (default 72h; at most 30d)")
-			}},
+			},
+		},
 		{name: "rekey", use: "rekey", short: "Re-encrypts the realm's enrollments with the current secret"},
 	}
 	for _, s := range subs {

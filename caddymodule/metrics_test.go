@@ -201,16 +201,21 @@ var _ sessions.Store = fakeStore{}
 func (f fakeStore) Enrollment(context.Context, string, string) (sessions.Enrollment, error) {
 	return sessions.Enrollment{}, f.err
 }
+
 func (f fakeStore) Enroll(context.Context, string, string, sessions.Enrollment, []string) error {
 	return f.err
 }
+
 func (f fakeStore) SetRecoveryCodes(context.Context, string, string, []string) error { return f.err }
+
 func (f fakeStore) ReplaceSealedSecret(context.Context, string, string, []byte, []byte) (bool, error) {
 	return false, f.err
 }
+
 func (f fakeStore) UseRecoveryCode(context.Context, string, string, string) (int, error) {
 	return 0, f.err
 }
+
 func (f fakeStore) AcceptStep(context.Context, string, string, int64, time.Time) (bool, error) {
 	return false, f.err
 }
@@ -218,32 +223,43 @@ func (f fakeStore) ResetUser(context.Context, string, string) error { return f.e
 func (f fakeStore) PutPendingEnrollment(context.Context, string, string, sessions.PendingEnrollment) error {
 	return f.err
 }
+
 func (f fakeStore) PendingEnrollment(context.Context, string, string) (sessions.PendingEnrollment, error) {
 	return sessions.PendingEnrollment{}, f.err
 }
+
 func (f fakeStore) AddPendingEnrollment(context.Context, string, string, sessions.PendingEnrollment) (bool, error) {
 	return false, f.err
 }
+
 func (f fakeStore) EnrollPending(context.Context, string, string, []byte, sessions.Enrollment, []string) error {
 	return f.err
 }
+
 func (f fakeStore) Factors(context.Context, string, string) ([]sessions.Factor, error) {
 	return nil, f.err
 }
+
 func (f fakeStore) AddFactor(context.Context, string, string, sessions.Factor, int) error {
 	return f.err
 }
+
 func (f fakeStore) RenameFactor(context.Context, string, string, string, string) error { return f.err }
-func (f fakeStore) RemoveFactor(context.Context, string, string, string, bool) error   { return f.err }
+
+func (f fakeStore) RemoveFactor(context.Context, string, string, string, bool) error { return f.err }
+
 func (f fakeStore) MarkFactorUsed(context.Context, string, string, string, time.Time) error {
 	return f.err
 }
+
 func (f fakeStore) AcceptFactorStep(context.Context, string, string, string, int64, time.Time) (bool, error) {
 	return false, f.err
 }
+
 func (f fakeStore) AddFailure(context.Context, string, string, time.Time, sessions.Limit) (sessions.Attempts, error) {
 	return sessions.Attempts{}, f.err
 }
+
 func (f fakeStore) Attempts(context.Context, string, string, time.Time) (sessions.Attempts, error) {
 	return sessions.Attempts{}, f.err
 }
@@ -251,22 +267,29 @@ func (f fakeStore) ClearFailures(context.Context, string, string) error { return
 func (f fakeStore) ReserveAttempt(context.Context, string, time.Time, ...sessions.Counter) (sessions.Attempts, bool, error) {
 	return sessions.Attempts{}, false, f.err
 }
+
 func (f fakeStore) ReleaseAttempt(context.Context, string, string, time.Time, sessions.Limit) error {
 	return f.err
 }
+
 func (f fakeStore) PutSession(context.Context, string, string, sessions.Session) error {
 	return f.err
 }
+
 func (f fakeStore) Session(context.Context, string, string) (sessions.Session, error) {
 	return sessions.Session{}, f.err
 }
 func (f fakeStore) TouchSession(context.Context, string, string, time.Time) error { return f.err }
 func (f fakeStore) DeleteSession(context.Context, string, string) error           { return f.err }
-func (f fakeStore) UserSessions(context.Context, string, string) (int, error)     { return 0, f.err }
+
+func (f fakeStore) UserSessions(context.Context, string, string) (int, error) { return 0, f.err }
+
 func (f fakeStore) DeleteUserSessions(context.Context, string, string, ...string) (int, error) {
 	return 0, f.err
 }
+
 func (f fakeStore) PutDevice(context.Context, string, string, sessions.Device) error { return f.err }
+
 func (f fakeStore) Device(context.Context, string, string) (sessions.Device, error) {
 	return sessions.Device{}, f.err
 }
@@ -275,10 +298,13 @@ func (f fakeStore) DeleteDevice(context.Context, string, string) error          
 func (f fakeStore) UserDevices(context.Context, string, string) ([]sessions.Device, error) {
 	return nil, f.err
 }
+
 func (f fakeStore) DeleteUserDevices(context.Context, string, string) (int, error) { return 0, f.err }
+
 func (f fakeStore) PutToken(context.Context, string, string, string, []byte, time.Time) error {
 	return f.err
 }
+
 func (f fakeStore) ConsumeToken(context.Context, string, string, string) ([]byte, error) {
 	return nil, f.err
 }
@@ -286,9 +312,11 @@ func (f fakeStore) Users(context.Context, string) ([]string, error) { return nil
 func (f fakeStore) Profile(context.Context, string, string) (sessions.Profile, error) {
 	return sessions.Profile{}, f.err
 }
+
 func (f fakeStore) SeeUser(context.Context, string, string, time.Time) (sessions.Profile, error) {
 	return sessions.Profile{}, f.err
 }
+
 func (f fakeStore) RecordVerification(context.Context, string, string, string, time.Time) error {
 	return f.err
 }

@@ -58,12 +58,18 @@ func TestOneStorePerRealm(t *testing.T) {
 		a, b string
 		want []string // substrings of the error; none: loads
 	}{
-		{"file at two paths", "store file " + dir + "/a.db", "store file " + dir + "/b.db",
-			[]string{`realm "default": configured with two different stores`, "file " + dir + "/a.db", "file " + dir + "/b.db", "different realm names"}},
-		{"file and redis", "realm staff\n\t\tstore file " + dir + "/c.db", "realm staff\n\t\t" + redisA,
-			[]string{`realm "staff": configured with two different stores`, "file " + dir + "/c.db", "redis " + rs.Socket}},
-		{"redis, two key prefixes", "realm ops\n\t\t" + redisA, "realm ops\n\t\t" + secret + "\n\t\tstore redis unix://" + rs.Socket + " {\n\t\t\tkey_prefix other\n\t\t}",
-			[]string{`realm "ops": configured with two different stores`, `key_prefix="caddy2fa"`, `key_prefix="other"`}},
+		{
+			"file at two paths", "store file " + dir + "/a.db", "store file " + dir + "/b.db",
+			[]string{`realm "default": configured with two different stores`, "file " + dir + "/a.db", "file " + dir + "/b.db", "different realm names"},
+		},
+		{
+			"file and redis", "realm staff\n\t\tstore file " + dir + "/c.db", "realm staff\n\t\t" + redisA,
+			[]string{`realm "staff": configured with two different stores`, "file " + dir + "/c.db", "redis " + rs.Socket},
+		},
+		{
+			"redis, two key prefixes", "realm ops\n\t\t" + redisA, "realm ops\n\t\t" + secret + "\n\t\tstore redis unix://" + rs.Socket + " {\n\t\t\tkey_prefix other\n\t\t}",
+			[]string{`realm "ops": configured with two different stores`, `key_prefix="caddy2fa"`, `key_prefix="other"`},
+		},
 		{"same file", "store file " + dir + "/d.db", "store file " + dir + "/d.db", nil},
 		{"same file, spelled differently", "store file " + dir + "/e.db", "store file " + dir + "/./sub/../e.db", nil},
 		{"same redis, other pool size", redisA, redisB, nil},

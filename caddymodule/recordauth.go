@@ -91,8 +91,10 @@ func tagTime(t time.Time) []byte {
 // TouchSession without a new tag), ClientIP and UserAgent are
 // informational.
 func sessionTagFields(realm, key string, s sessions.Session) [][]byte {
-	return [][]byte{[]byte(realm), []byte(key), []byte(s.User), []byte(s.Method),
-		tagTime(s.Created), tagTime(s.Expires), []byte(s.Device)}
+	return [][]byte{
+		[]byte(realm), []byte(key), []byte(s.User), []byte(s.Method),
+		tagTime(s.Created), tagTime(s.Expires), []byte(s.Device),
+	}
 }
 
 // deviceTagFields are the fields of a trusted device that its tag covers.

@@ -158,8 +158,10 @@ func TestValidationAgreesRedis(t *testing.T) {
 	t.Cleanup(func() { caddy.Stop() })
 	for _, tc := range []boundary{
 		{"secret " + secret32 + "\n\t\tstore redis " + url, `"secret":"` + secret32 + `","store":{"backend":"redis","urls":["` + url + `"]}`, "", false},
-		{"secret " + secret32 + "\n\t\tstore redis " + url + " {\n\t\t\tdb 15\n\t\t\tpool_size 65536\n\t\t\tdial_timeout 1s\n\t\t\tread_timeout 0\n\t\t}",
-			`"secret":"` + secret32 + `","store":{"backend":"redis","urls":["` + url + `"],"db":15,"pool_size":65536,"dial_timeout":"1s","read_timeout":0}`, "", false},
+		{
+			"secret " + secret32 + "\n\t\tstore redis " + url + " {\n\t\t\tdb 15\n\t\t\tpool_size 65536\n\t\t\tdial_timeout 1s\n\t\t\tread_timeout 0\n\t\t}",
+			`"secret":"` + secret32 + `","store":{"backend":"redis","urls":["` + url + `"],"db":15,"pool_size":65536,"dial_timeout":"1s","read_timeout":0}`, "", false,
+		},
 		{"secret " + secret32 + "\n\t\tstore redis " + url + " {\n\t\t\tpool_size 65537\n\t\t}", `"secret":"` + secret32 + `","store":{"backend":"redis","urls":["` + url + `"],"pool_size":65537}`, "store redis: pool_size:", false},
 	} {
 		t.Run(strings.ReplaceAll(tc.caddyfile, "\n", " "), func(t *testing.T) {

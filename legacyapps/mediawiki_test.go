@@ -263,14 +263,18 @@ func (mw *mediawiki) suite(t *testing.T, s *site) {
 		// MediaWiki accepts the password and starts a logged-in session
 		// in answer to a POST the gate cannot read as a login: the gate
 		// must never take that session for an anonymous one.
-		r := b.post("/api.php", url.Values{"action": {"clientlogin"}, "username": {"Bob"}, "password": {mw.bobPW},
-			"logintoken": {token}, "loginreturnurl": {s.base + "/"}, "format": {"json"}})
+		r := b.post("/api.php", url.Values{
+			"action": {"clientlogin"}, "username": {"Bob"}, "password": {mw.bobPW},
+			"logintoken": {token}, "loginreturnurl": {s.base + "/"}, "format": {"json"},
+		})
 		if !strings.Contains(r.body, `"status":"PASS"`) {
 			t.Fatalf("api.php clientlogin did not log in, so this proves nothing: %d %s", r.StatusCode, trim(r.body))
 		}
 		v.assertNotIn(t, "after api.php clientlogin", b, "Bob", probes)
-		b.post("/api.php", url.Values{"action": {"login"}, "lgname": {"Bob"}, "lgpassword": {mw.bobPW},
-			"lgtoken": {token}, "format": {"json"}})
+		b.post("/api.php", url.Values{
+			"action": {"login"}, "lgname": {"Bob"}, "lgpassword": {mw.bobPW},
+			"lgtoken": {token}, "format": {"json"},
+		})
 		v.assertNotIn(t, "after api.php login", b, "Bob", probes)
 	})
 

@@ -129,8 +129,10 @@ func everyVariant(t *testing.T, s *Set, lang string, f func(what, out string)) {
 		do(page+"/zero", page, Data{})
 		do(page+"/base", page, base())
 	}
-	for _, k := range []string{"no_identity", "unavailable", "bad_request", "forbidden", "method", "not_found",
-		"invite_required", "invite_gone", "invite_other_user", "sign_in_first", "unknown_session", "name_too_long", "name_conflict", "ambiguous_request", "unexpected"} {
+	for _, k := range []string{
+		"no_identity", "unavailable", "bad_request", "forbidden", "method", "not_found",
+		"invite_required", "invite_gone", "invite_other_user", "sign_in_first", "unknown_session", "name_too_long", "name_conflict", "ambiguous_request", "unexpected",
+	} {
 		d := full(PageError)
 		d.Error.Kind = k
 		do("error/"+k, PageError, d)

@@ -364,8 +364,10 @@ func TestLoginPage(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("status %d", r.status)
 	}
-	for _, want := range []string{`name="username"`, `name="password"`, `type="submit"`, `action="/login"`,
-		"Demo users: alice / wonderland, bob / builder", "Legacy Demo App"} {
+	for _, want := range []string{
+		`name="username"`, `name="password"`, `type="submit"`, `action="/login"`,
+		"Demo users: alice / wonderland, bob / builder", "Legacy Demo App",
+	} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("login page lacks %q", want)
 		}
@@ -880,9 +882,11 @@ func TestPHPParsingAgainstRealPHP(t *testing.T) {
 	}
 	run := func(cookie, body string) (map[string]any, map[string]any) {
 		cmd := exec.Command(bin, "-d", "max_input_vars=100000", "-q")
-		cmd.Env = []string{"REDIRECT_STATUS=200", "GATEWAY_INTERFACE=CGI/1.1", "SCRIPT_FILENAME=" + script,
+		cmd.Env = []string{
+			"REDIRECT_STATUS=200", "GATEWAY_INTERFACE=CGI/1.1", "SCRIPT_FILENAME=" + script,
 			"REQUEST_METHOD=POST", "CONTENT_TYPE=application/x-www-form-urlencoded",
-			fmt.Sprintf("CONTENT_LENGTH=%d", len(body)), "HTTP_COOKIE=" + cookie}
+			fmt.Sprintf("CONTENT_LENGTH=%d", len(body)), "HTTP_COOKIE=" + cookie,
+		}
 		cmd.Stdin = strings.NewReader(body)
 		out, err := cmd.Output()
 		if err != nil {

@@ -53,17 +53,23 @@ func TestSessionCodec(t *testing.T) {
 	base := time.Date(2026, 11, 23, 10, 0, 0, 123456789, time.UTC)
 	for _, s := range []sessions.Session{
 		{},
-		{User: "alice", Method: "totp", Created: base, Expires: base.Add(12 * time.Hour), LastSeen: base,
-			ClientIP: "192.0.2.1", UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"},
-		{User: "ü\x00", Method: "webauthn", Created: time.Unix(-1, 5), Expires: time.Unix(math.MaxInt64/2, 999999999),
-			LastSeen: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), ClientIP: "2001:db8::1", UserAgent: "curl/8.5.0 \xff"},
+		{
+			User: "alice", Method: "totp", Created: base, Expires: base.Add(12 * time.Hour), LastSeen: base,
+			ClientIP: "192.0.2.1", UserAgent: "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0",
+		},
+		{
+			User: "ü\x00", Method: "webauthn", Created: time.Unix(-1, 5), Expires: time.Unix(math.MaxInt64/2, 999999999),
+			LastSeen: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), ClientIP: "2001:db8::1", UserAgent: "curl/8.5.0 \xff",
+		},
 		{User: "bob", Method: "recovery", Expires: base, ClientIP: "::ffff:192.0.2.1", UserAgent: ""},
 		{User: "bob", Method: "trusted_device", Expires: base, ClientIP: "fe80::1%eth0"},
 		{User: "bob", Method: "", Expires: base, ClientIP: "not an IP", UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
 		{User: "bob", Expires: base, ClientIP: "192.000.002.001", UserAgent: "\x80\x81"},
 		{User: "carol", Method: "totp", Expires: base, ClientIP: "192.0.2.1", UserAgent: "Firefox", MAC: []byte("0123456789abcdef")},
-		{User: "carol", Method: "trusted_device", Expires: base, UserAgent: "Firefox", MAC: []byte("0123456789abcdef"),
-			Device: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"},
+		{
+			User: "carol", Method: "trusted_device", Expires: base, UserAgent: "Firefox", MAC: []byte("0123456789abcdef"),
+			Device: "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+		},
 		{User: "carol", Method: "trusted_device", Expires: base, Device: "not-a-hex-key", MAC: []byte{1}},
 		{User: "carol", Method: "trusted_device", Expires: base, Device: "00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff"},
 	} {

@@ -19,12 +19,18 @@ func TestParseURLs(t *testing.T) {
 		{[]string{"redis://[::1]:7000/0"}, Config{Addrs: []string{"[::1]:7000"}}},
 		{[]string{"unix:///run/redis.sock?db=1"}, Config{Addrs: []string{"/run/redis.sock"}, DB: 1}},
 		{[]string{"unix://u:p@/run/redis.sock"}, Config{Addrs: []string{"/run/redis.sock"}, Username: "u", Password: "p"}},
-		{[]string{"redis://h/3?db=3&pool_size=20&dial_timeout=1s&read_timeout=500ms&write_timeout=2s"},
-			Config{Addrs: []string{"h:6379"}, DB: 3, PoolSize: 20, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 2 * time.Second}},
-		{[]string{"redis://:pw@a:7000", "redis://b:7001", "redis://:pw@c:7002"},
-			Config{Addrs: []string{"a:7000", "b:7001", "c:7002"}, Password: "pw"}},
-		{[]string{"redis://s1:26379/1?master_name=mymaster", "redis://s2:26379?master_name=mymaster"},
-			Config{Addrs: []string{"s1:26379", "s2:26379"}, MasterName: "mymaster", DB: 1}},
+		{
+			[]string{"redis://h/3?db=3&pool_size=20&dial_timeout=1s&read_timeout=500ms&write_timeout=2s"},
+			Config{Addrs: []string{"h:6379"}, DB: 3, PoolSize: 20, DialTimeout: time.Second, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 2 * time.Second},
+		},
+		{
+			[]string{"redis://:pw@a:7000", "redis://b:7001", "redis://:pw@c:7002"},
+			Config{Addrs: []string{"a:7000", "b:7001", "c:7002"}, Password: "pw"},
+		},
+		{
+			[]string{"redis://s1:26379/1?master_name=mymaster", "redis://s2:26379?master_name=mymaster"},
+			Config{Addrs: []string{"s1:26379", "s2:26379"}, MasterName: "mymaster", DB: 1},
+		},
 	}
 	for _, tc := range good {
 		got, err := ParseURLs(tc.urls...)

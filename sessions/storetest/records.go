@@ -538,11 +538,16 @@ var nameTests = []test{
 		// Pairs that a key built by joining realm and name with a
 		// separator would confuse.
 		pairs := [][2]string{
-			{"a", "b:c"}, {"a:b", "c"},
-			{"a", "b/c"}, {"a/b", "c"},
-			{"a", "b c"}, {"a b", "c"},
-			{"a", "b\x01c"}, {"a\x01b", "c"},
-			{"a", ":b"}, {"a:", "b"},
+			{"a", "b:c"},
+			{"a:b", "c"},
+			{"a", "b/c"},
+			{"a/b", "c"},
+			{"a", "b c"},
+			{"a b", "c"},
+			{"a", "b\x01c"},
+			{"a\x01b", "c"},
+			{"a", ":b"},
+			{"a:", "b"},
 		}
 		for i, p := range pairs {
 			tag := fmt.Sprint(i)
