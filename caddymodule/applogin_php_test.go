@@ -15,7 +15,8 @@ import (
 	"time"
 )
 
-// phpFPM returns the php-fpm executable, or skips the test.
+// phpFPM returns the php-fpm executable, or skips the test (fails it
+// under CI).
 func phpFPM(t *testing.T) string {
 	t.Helper()
 	if p, err := exec.LookPath("php-fpm"); err == nil {
@@ -24,7 +25,7 @@ func phpFPM(t *testing.T) string {
 	if m, _ := filepath.Glob("/usr/sbin/php-fpm*"); len(m) > 0 {
 		return m[0]
 	}
-	t.Skip("php-fpm not found (Debian: apt-get install php-fpm): skipping the test against real PHP")
+	toolMissing(t, "php-fpm", "Debian: apt-get install php-fpm; .ci/run installs it")
 	return ""
 }
 

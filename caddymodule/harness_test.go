@@ -442,3 +442,13 @@ func decodeJSON(t *testing.T, r response) map[string]any {
 	}
 	return m
 }
+
+// toolMissing skips a test that needs an outside tool (a browser, PHP),
+// or fails it under CI, where .ci/run installs every such tool.
+func toolMissing(t *testing.T, what, install string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s not found, and CI=true: %s", what, install)
+	}
+	t.Skipf("%s not found: skipping (%s)", what, install)
+}

@@ -417,7 +417,7 @@ func phpAt(v any, path []string) (any, bool) {
 func TestLoginBodyMatchesPHP(t *testing.T) {
 	php, err := exec.LookPath("php")
 	if err != nil {
-		t.Skip("no php binary found: the cross-check against PHP's parser needs php-cli (installed by .ci/run)")
+		toolMissing(t, "php", "the cross-check against PHP's parser needs php-cli; .ci/run installs it")
 	}
 
 	// phpPath against parse_str, name by name.
@@ -643,7 +643,7 @@ print(json.dumps(out))`
 func TestLoginBodyRandomPHP(t *testing.T) {
 	php, err := exec.LookPath("php")
 	if err != nil {
-		t.Skip("no php binary found: the cross-check against PHP's parser needs php-cli (installed by .ci/run)")
+		toolMissing(t, "php", "the cross-check against PHP's parser needs php-cli; .ci/run installs it")
 	}
 	mutations := []func(r *rand.Rand, k string) string{
 		func(r *rand.Rand, k string) string { return k },
