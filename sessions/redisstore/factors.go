@@ -155,19 +155,17 @@ func (s *Store) MarkFactorUsed(ctx context.Context, realm, user, id string, t ti
 func (s *Store) AcceptFactorStep(ctx context.Context, realm, user, id string, step int64, expires time.Time) (bool, error) {
 	const op = "accepting factor step"
 	if id == sessions.LegacyTOTPFactorID {
-		if realm == "" {
+		// The enrollment's factor shares AcceptStep's window; the script
+		// checks the enrollment exists in the same step.
+		switch {
+		case realm == "":
 			return false, emptyName(op, "realm")
+		case user == "":
+			return false, emptyName(op, "user")
+		case step > maxStep || step < -maxStep:
+			return false, fail(op, fmt.Errorf("step %d out of range", step))
 		}
-		ctx2, cancel := s.call(ctx)
-		n, err := s.rdb.Exists(ctx2, s.keys.user(realm, user, sufEnrollment)).Result()
-		cancel()
-		if err != nil {
-			return false, fail(op, err)
-		}
-		if n == 0 {
-			return false, sessions.ErrNotFound
-		}
-		return s.AcceptStep(ctx, realm, user, step, expires)
+		return s.acceptStep(ctx, op, []string{s.keys.user(realm, user, sufStep), s.keys.user(realm, user, sufEnrollment)}, step, expires)
 	}
 	now := s.now()
 	accepted := false

@@ -33,12 +33,16 @@ local function add(s, n, ds, dn)
 end
 `
 
-// acceptStepScript: KEYS[1] = step record ("step sec nsec").
+// acceptStepScript: KEYS[1] = step record ("step sec nsec"); optional
+// KEYS[2] = a key that must exist (the enrollment), else -1.
 // ARGV: step, expires sec, expires nsec, now sec, now nsec, TTL in ms.
 // Stores step if it is greater than the recorded step or that record has
 // expired at now; returns 1 if it did, 0 if not. A TTL <= 0 (the new
 // record has already expired) deletes the record instead.
 var acceptStepScript = redis.NewScript(luaTime + `
+if #KEYS > 1 and redis.call('EXISTS', KEYS[2]) == 0 then
+	return -1
+end
 local v = redis.call('GET', KEYS[1])
 if v then
 	local last, es, en = string.match(v, '^(%-?%d+) (%-?%d+) (%d+)$')

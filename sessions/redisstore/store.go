@@ -366,13 +366,23 @@ func (s *Store) AcceptStep(ctx context.Context, realm, user string, step int64, 
 	case step > maxStep || step < -maxStep:
 		return false, fail(op, fmt.Errorf("step %d out of range", step))
 	}
+	return s.acceptStep(ctx, op, []string{s.keys.user(realm, user, sufStep)}, step, expires)
+}
+
+// acceptStep runs acceptStepScript on keys: the user's last-step key and,
+// when given, a key that must exist (the enrollment), checked in the same
+// script so that a removal cannot come between.
+func (s *Store) acceptStep(ctx context.Context, op string, keys []string, step int64, expires time.Time) (bool, error) {
 	now := s.now()
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	n, err := acceptStepScript.Run(ctx, s.rdb, []string{s.keys.user(realm, user, sufStep)},
+	n, err := acceptStepScript.Run(ctx, s.rdb, keys,
 		step, expires.Unix(), expires.Nanosecond(), now.Unix(), now.Nanosecond(), ttlMillis(expires, now)).Int()
 	if err != nil {
 		return false, fail(op, err)
+	}
+	if n == -1 {
+		return false, sessions.ErrNotFound
 	}
 	return n == 1, nil
 }
