@@ -898,6 +898,7 @@ func TestLeadsAway(t *testing.T) {
 		{"http://example.com/home", true},
 		{"https://other.example/home", false},
 		{"//other.example/home", false},
+		{"/app/login.php?x=1&error=%zz", false},
 	} {
 		if got := leadsAway(r, tc.loc); got != tc.away {
 			t.Errorf("leadsAway(%q) = %v, want %v", tc.loc, got, tc.away)

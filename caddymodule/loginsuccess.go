@@ -212,10 +212,10 @@ func leadsAway(r *http.Request, loc string) bool {
 	if path.Clean(u.Path) != path.Clean(r.URL.Path) {
 		return true
 	}
-	to, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return true
-	}
+	// Read leniently, as the application's own parser would: a pair
+	// that does not decode is dropped, not taken as "somewhere else"
+	// (a malformed ?error=%zz must not turn a failure into a success).
+	to, _ := url.ParseQuery(u.RawQuery)
 	for k, vs := range r.URL.Query() {
 		for _, v := range vs {
 			if !slices.Contains(to[k], v) {
